@@ -1,0 +1,1 @@
+"""Market data: sources, the Parquet lake, corporate-action adjustments and quality checks."""

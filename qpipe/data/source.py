@@ -1,0 +1,51 @@
+"""The one interface every market-data source implements, and the factory that picks one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import pandas as pd
+
+from qpipe.calendars import DateLike, TradingCalendar, to_date
+from qpipe.data.schema import MarketData
+
+
+class DataSource(ABC):
+    """Returns raw bars and corporate actions for symbols and a date range.
+
+    Contract of :meth:`fetch`: only sessions of ``calendar`` inside ``[start, end]``; frames
+    follow :mod:`qpipe.data.schema` (sorted, unique ``(date, symbol)``); the same request
+    always returns the same data, and a day's rows do not depend on the range asked for.
+    """
+
+    name: str = "source"
+
+    def __init__(self, calendar: TradingCalendar) -> None:
+        self.calendar = calendar
+
+    @abstractmethod
+    def instruments(self) -> pd.DataFrame:
+        """Instruments on offer (columns :data:`~qpipe.data.schema.INSTRUMENT_COLUMNS`)."""
+
+    @abstractmethod
+    def fetch(
+        self, start: DateLike, end: DateLike, symbols: Sequence[str] | None = None
+    ) -> MarketData:
+        """Bars and corporate actions with dates in ``[start, end]`` for ``symbols`` (None: all)."""
+
+    @abstractmethod
+    def coverage(self) -> tuple[dt.date, dt.date | None]:
+        """First and last session with data; ``None`` as last means open-ended (up to today)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.calendar.exchange})"
+
+
+def clip_range(source: DataSource, start: DateLike, end: DateLike) -> tuple[dt.date, dt.date]:
+    """``[start, end]`` as dates; raises ``ValueError`` if ``start`` is after ``end``."""
+    s, e = to_date(start), to_date(end)
+    if s > e:
+        raise ValueError(f"start {s} is after end {e}")
+    return s, e

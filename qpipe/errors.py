@@ -1,0 +1,17 @@
+"""Exceptions raised by the core for bad input; each message names what is wrong."""
+
+
+class QpipeError(Exception):
+    """Base class of every error qpipe raises on purpose."""
+
+
+class ConfigError(QpipeError):
+    """The configuration file has a wrong key or value."""
+
+
+class DataValidationError(QpipeError):
+    """Input market data is malformed: the message names the file, the row and the problem."""
+
+
+class LakeError(QpipeError):
+    """The lake cannot be read or written as asked."""
