@@ -1,0 +1,99 @@
+"""A configured qpipe project: settings, trading calendar, data source and lake in one place.
+
+Every shell (Dagster definitions, the CLI, tests) builds one :class:`Project` and calls core
+functions with it, so they all agree on the calendar, the source and where the lake is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from qpipe.calendars import TradingCalendar
+from qpipe.data.lake import Lake
+from qpipe.data.source import DataSource
+from qpipe.data.universe import select_instruments
+from qpipe.settings import Settings, data_dir, load_settings
+
+EARLIEST_HISTORY = dt.date(1990, 1, 2)
+"""How far back the calendar reaches before a source tells its own first session."""
+
+
+def build_source(settings: Settings, calendar: TradingCalendar) -> DataSource:
+    """The data source named by ``settings.data.source``."""
+    kind = settings.data.source
+    if kind == "synthetic":
+        from qpipe.data.synthetic import SyntheticSource
+
+        return SyntheticSource(calendar, settings.data.synthetic)
+    if kind == "sample":
+        from qpipe.data.sample import SampleSource
+
+        return SampleSource(calendar, settings.data.sample)
+    if kind == "files":
+        from qpipe.data.files import FilesSource
+
+        assert settings.data.files is not None  # guaranteed by DataConfig validation
+        return FilesSource(calendar, settings.data.files)
+    raise ValueError(f"unknown data source {kind!r}")
+
+
+@dataclass
+class Project:
+    """Settings plus everything derived from them; cheap to build, parts made on first use."""
+
+    settings: Settings
+    root: Path
+    """The data directory (lake and Dagster instance live under it)."""
+
+    @classmethod
+    def load(cls, config: str | Path | None = None, root: str | Path | None = None) -> Project:
+        """Load ``config`` (see :func:`qpipe.settings.load_settings`) with data under ``root``
+        (default: :func:`qpipe.settings.data_dir`)."""
+        return cls(load_settings(config), Path(root).resolve() if root else data_dir())
+
+    @cached_property
+    def calendar(self) -> TradingCalendar:
+        start = self.settings.calendar.start
+        if start is None and self.settings.data.source == "synthetic":
+            start = self.settings.data.synthetic.start
+        return TradingCalendar(self.settings.calendar.exchange, start or EARLIEST_HISTORY)
+
+    @cached_property
+    def source(self) -> DataSource:
+        return build_source(self.settings, self.calendar)
+
+    @cached_property
+    def lake(self) -> Lake:
+        return Lake(self.root / "lake")
+
+    @cached_property
+    def instruments(self) -> pd.DataFrame:
+        """The source's instruments restricted to the configured universe."""
+        return select_instruments(self.source.instruments(), self.settings.universe)
+
+    @cached_property
+    def history_start(self) -> dt.date:
+        """First session of the partitions: ``calendar.start`` or the source's first session."""
+        start = self.settings.calendar.start or self.source.coverage()[0]
+        sessions = self.calendar.sessions(start)
+        if not sessions:
+            raise ValueError(f"no {self.calendar.exchange} session on or after {start}")
+        return sessions[0]
+
+    @cached_property
+    def history_end(self) -> dt.date | None:
+        """Last session of the partitions, or None when open-ended."""
+        if self.settings.calendar.end is not None:
+            return self.settings.calendar.end
+        if self.settings.data.source == "sample":
+            return self.source.coverage()[1]
+        return None
+
+    @property
+    def sync_delay(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.settings.calendar.sync_delay_minutes)
