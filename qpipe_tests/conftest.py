@@ -1,0 +1,50 @@
+"""Shared fixtures: a small synthetic project in a temporary data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from qpipe.project import Project
+
+SMALL_CONFIG = {
+    "data": {
+        "source": "synthetic",
+        "synthetic": {
+            "seed": 3,
+            "n_stocks": 20,
+            "n_sectors": 3,
+            "n_etfs": 4,
+            "start": "2024-01-02",
+        },
+    },
+}
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture
+def small_config(tmp_path: Path) -> Path:
+    """A config file for 20 synthetic stocks and 4 ETFs from 2024-01-02."""
+    return write_config(tmp_path / "qpipe.yaml", SMALL_CONFIG)
+
+
+@pytest.fixture
+def small_project(small_config: Path, tmp_path: Path) -> Project:
+    """The small synthetic project with its data directory under ``tmp_path/data``."""
+    return Project.load(small_config, tmp_path / "data")
+
+
+@pytest.fixture
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """QPIPE_DATA and DAGSTER_HOME under ``tmp_path``; QPIPE_CONFIG unset. Returns the data dir."""
+    data = tmp_path / "data"
+    monkeypatch.setenv("QPIPE_DATA", str(data))
+    monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster"))
+    monkeypatch.delenv("QPIPE_CONFIG", raising=False)
+    return data

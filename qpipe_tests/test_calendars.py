@@ -1,0 +1,106 @@
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from qpipe.calendars import TradingCalendar, to_date
+
+D = dt.date
+
+
+@pytest.fixture(scope="module")
+def nyse() -> TradingCalendar:
+    return TradingCalendar("XNYS", "2023-01-03")
+
+
+@pytest.fixture(scope="module")
+def shanghai() -> TradingCalendar:
+    return TradingCalendar("XSHG", "2023-01-03")
+
+
+def ny(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="America/New_York")
+
+
+def test_nyse_holidays_2024(nyse):
+    assert nyse.holidays("2024-01-01", "2024-12-31") == [
+        D(2024, 1, 1), D(2024, 1, 15), D(2024, 2, 19), D(2024, 3, 29), D(2024, 5, 27),
+        D(2024, 6, 19), D(2024, 7, 4), D(2024, 9, 2), D(2024, 11, 28), D(2024, 12, 25),
+    ]  # fmt: skip
+
+
+def test_sessions_are_weekdays_without_holidays(nyse):
+    sessions = nyse.sessions("2024-01-01", "2024-12-31")
+    assert len(sessions) == 252
+    assert all(s.weekday() < 5 for s in sessions)
+    assert not set(sessions) & set(nyse.holidays("2024-01-01", "2024-12-31"))
+    assert sessions[0] == D(2024, 1, 2) and sessions[-1] == D(2024, 12, 31)
+
+
+def test_regular_and_early_closes(nyse):
+    # 16:00 New York: 21:00 UTC in winter, 20:00 UTC in summer.
+    assert nyse.session_close("2024-01-02") == pd.Timestamp("2024-01-02 21:00", tz="UTC")
+    assert nyse.session_close("2024-06-03") == pd.Timestamp("2024-06-03 20:00", tz="UTC")
+    # Half days close at 13:00 New York.
+    assert nyse.session_close("2024-11-29") == pd.Timestamp("2024-11-29 18:00", tz="UTC")
+    assert nyse.session_close("2024-07-03") == pd.Timestamp("2024-07-03 17:00", tz="UTC")
+    assert nyse.is_early_close("2024-11-29") and not nyse.is_early_close("2024-11-27")
+
+
+def test_close_of_a_non_session_is_an_error(nyse):
+    with pytest.raises(ValueError, match="2024-11-28 is not a XNYS session"):
+        nyse.session_close("2024-11-28")
+
+
+def test_previous_and_next_session_skip_weekends_and_holidays(nyse):
+    assert nyse.previous_session("2024-11-29") == D(2024, 11, 27)
+    assert nyse.next_session("2024-11-27") == D(2024, 11, 29)
+    assert nyse.next_session("2024-11-29") == D(2024, 12, 2)
+    assert nyse.previous_session("2024-12-02") == D(2024, 11, 29)
+
+
+@pytest.mark.parametrize(
+    ("now", "delay_min", "expected"),
+    [
+        ("2024-11-22 15:59", 0, D(2024, 11, 21)),  # Friday before the close
+        ("2024-11-22 16:00", 0, D(2024, 11, 22)),  # Friday at the close
+        ("2024-11-22 16:30", 60, D(2024, 11, 21)),  # Friday, inside the delay
+        ("2024-11-22 18:00", 60, D(2024, 11, 22)),  # Friday evening
+        ("2024-11-23 10:00", 60, D(2024, 11, 22)),  # Saturday
+        ("2024-11-25 09:00", 60, D(2024, 11, 22)),  # Monday morning
+        ("2024-11-27 17:30", 60, D(2024, 11, 27)),  # the day before Thanksgiving
+        ("2024-11-28 20:00", 60, D(2024, 11, 27)),  # Thanksgiving itself
+        ("2024-11-29 13:30", 0, D(2024, 11, 29)),  # after the 13:00 early close
+        ("2024-11-29 13:30", 60, D(2024, 11, 27)),  # early close, inside the delay
+    ],
+)
+def test_latest_closed_session(nyse, now, delay_min, expected):
+    got = nyse.latest_closed_session(ny(now), dt.timedelta(minutes=delay_min))
+    assert got == expected
+
+
+def test_latest_closed_session_needs_an_aware_time(nyse):
+    with pytest.raises(ValueError, match="time-zone aware"):
+        nyse.latest_closed_session(dt.datetime(2024, 11, 22, 18))
+
+
+def test_shanghai_sessions_and_close(shanghai):
+    assert shanghai.tz == "Asia/Shanghai"
+    # Spring Festival 2024: closed 9-16 February.
+    feb = shanghai.sessions("2024-02-05", "2024-02-23")
+    assert D(2024, 2, 8) in feb and D(2024, 2, 19) in feb
+    assert not any(D(2024, 2, 9) <= s <= D(2024, 2, 16) for s in feb)
+    assert shanghai.session_close("2024-02-08") == pd.Timestamp("2024-02-08 07:00", tz="UTC")
+    assert D(2024, 10, 1) in shanghai.holidays("2024-09-30", "2024-10-08")
+
+
+def test_unknown_exchange():
+    with pytest.raises(ValueError, match="unknown exchange calendar 'XXXX'"):
+        TradingCalendar("XXXX")
+
+
+def test_to_date():
+    assert to_date("2024-03-01") == D(2024, 3, 1)
+    assert to_date(pd.Timestamp("2024-03-01 15:00")) == D(2024, 3, 1)
+    with pytest.raises(ValueError, match="not a date"):
+        to_date("03/01/2024")

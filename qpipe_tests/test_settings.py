@@ -1,0 +1,89 @@
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from qpipe.errors import ConfigError
+from qpipe.settings import DEFAULT_CONFIG, data_dir, load_settings, parse_settings
+
+
+def test_packaged_default_is_valid_and_complete():
+    s = load_settings(DEFAULT_CONFIG)
+    assert s.data.source == "synthetic"
+    assert s.calendar.exchange == "XNYS"
+    assert s.data.synthetic.n_stocks >= 200 and s.data.synthetic.n_etfs >= 10
+    assert s.live.dry_run is True and s.live.broker == "paper"
+
+
+def test_default_file_matches_model_defaults():
+    # The YAML documents the defaults: it must say the same as the models.
+    assert load_settings(DEFAULT_CONFIG) == parse_settings({})
+
+
+def test_env_var_selects_the_file(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("calendar:\n  exchange: XSHG\n")
+    monkeypatch.setenv("QPIPE_CONFIG", str(cfg))
+    assert load_settings().calendar.exchange == "XSHG"
+
+
+def test_partial_file_keeps_other_defaults():
+    s = parse_settings({"data": {"synthetic": {"seed": 11}}})
+    assert s.data.synthetic.seed == 11 and s.data.synthetic.n_stocks == 200
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"universe": {"symbol": ["A"]}}, "universe.symbol: unknown key"),
+        ({"calendar": {"exchange": "XLON"}}, "calendar.exchange: Value error, must be one of"),
+        ({"data": {"source": "csv"}}, "data.source: Input should be 'synthetic', 'sample'"),
+        ({"data": {"synthetic": {"n_stocks": 0}}}, "data.synthetic.n_stocks: Input should be"),
+        ({"calendar": {"start": "yesterday"}}, "calendar.start: Input should be a valid date"),
+        ({"live": {"port": 70000}}, "live.port: Input should be less than or equal to 65535"),
+        ({"data": {"source": "files"}}, "source 'files' needs a 'files' section"),
+        ({"strategies": {"s": {"kind": "magic"}}}, "strategies.s.kind: Input should be"),
+    ],
+)
+def test_bad_values_name_the_key(raw, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw, source="my.yaml")
+    assert "invalid configuration in my.yaml" in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_files_source_needs_a_start():
+    with pytest.raises(ConfigError, match="calendar.start is required with the files source"):
+        parse_settings({"data": {"source": "files", "files": {"path": "x.csv"}}})
+
+
+def test_relative_file_paths_resolve_against_the_config(tmp_path):
+    cfg = tmp_path / "sub" / "c.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text(
+        "calendar: {start: 2020-01-02}\ndata: {source: files, files: {path: bars.csv}}\n"
+    )
+    s = load_settings(cfg)
+    assert s.data.files.path == tmp_path / "sub" / "bars.csv"
+    assert s.calendar.start == dt.date(2020, 1, 2)
+
+
+def test_unreadable_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read configuration file .*nope.yaml"):
+        load_settings(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML in .*bad.yaml"):
+        load_settings(bad)
+    top = tmp_path / "list.yaml"
+    top.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_settings(top)
+
+
+def test_data_dir_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("QPIPE_DATA", str(tmp_path / "x"))
+    assert data_dir() == tmp_path / "x"
+    monkeypatch.delenv("QPIPE_DATA")
+    monkeypatch.chdir(tmp_path)
+    assert data_dir() == Path(tmp_path / "data").resolve()
