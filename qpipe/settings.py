@@ -43,6 +43,8 @@ class CalendarConfig(StrictModel):
 
     exchange: str = "XNYS"
     start: dt.date | None = None
+    end: dt.date | None = None
+    """Last session of the partitions; None: open-ended (the source's last day if it has one)."""
     sync_delay_minutes: int = Field(60, ge=0, le=24 * 60)
     """Minutes after a session's close before the nightly sync treats it as final."""
 

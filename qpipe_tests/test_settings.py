@@ -53,7 +53,7 @@ def test_bad_values_name_the_key(raw, expected):
 
 
 def test_files_source_needs_a_start():
-    with pytest.raises(ConfigError, match="calendar.start is required with the files source"):
+    with pytest.raises(ConfigError, match=r"calendar.start is required with the files source"):
         parse_settings({"data": {"source": "files", "files": {"path": "x.csv"}}})
 
 
@@ -69,11 +69,11 @@ def test_relative_file_paths_resolve_against_the_config(tmp_path):
 
 
 def test_unreadable_and_malformed_files(tmp_path):
-    with pytest.raises(ConfigError, match="cannot read configuration file .*nope.yaml"):
+    with pytest.raises(ConfigError, match=r"cannot read configuration file .*nope.yaml"):
         load_settings(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("data: [unclosed\n")
-    with pytest.raises(ConfigError, match="invalid YAML in .*bad.yaml"):
+    with pytest.raises(ConfigError, match=r"invalid YAML in .*bad.yaml"):
         load_settings(bad)
     top = tmp_path / "list.yaml"
     top.write_text("- 1\n- 2\n")
