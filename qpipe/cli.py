@@ -1,0 +1,231 @@
+"""The ``qpipe`` command line: a thin shell over the core and the Dagster definitions."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from qpipe.errors import QpipeError
+
+INSTANCE_YAML = """\
+# Written by qpipe: the Dagster instance of this data directory.
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+def _project(ctx: click.Context):
+    from qpipe.project import Project
+
+    if "project" not in ctx.obj:
+        ctx.obj["project"] = Project.load(ctx.obj["config"])
+    return ctx.obj["project"]
+
+
+def _dagster_home(root: Path) -> Path:
+    """Point Dagster at ``<data>/dagster`` (unless DAGSTER_HOME is set) and make sure the
+    instance directory exists with its ``dagster.yaml``."""
+    home = Path(os.environ.get("DAGSTER_HOME") or root / "dagster")
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(INSTANCE_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _print_frame(frame, max_rows: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
+    for row in frame.head(max_rows).itertuples(index=False):
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console = Console()
+    console.print(table)
+    if len(frame) > max_rows:
+        console.print(f"... {len(frame) - max_rows} more rows ({len(frame)} in all)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Configuration YAML (default: $QPIPE_CONFIG, else the packaged default).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """qpipe: daily bars into a Parquet lake, factors, strategies, backtests and live trading
+    at the close, orchestrated by Dagster. Data lives under $QPIPE_DATA (default ./data)."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = str(config) if config else os.environ.get("QPIPE_CONFIG")
+
+
+@cli.command()
+@click.option("--start", default=None, help="First session to sync (YYYY-MM-DD).")
+@click.option("--end", default=None, help="Last session to sync (default: the latest closed).")
+@click.option("--refresh", is_flag=True, help="Re-fetch sessions already in the lake.")
+@click.pass_context
+def sync(ctx: click.Context, start: str | None, end: str | None, refresh: bool) -> None:
+    """Materialise bars and corporate actions through Dagster for the sessions not yet in
+    the lake (all sessions in range with --refresh), in one run."""
+    _run_sync(ctx, start, end, refresh)
+
+
+def _run_sync(ctx: click.Context, start: str | None, end: str | None, refresh: bool) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from qpipe.data.sync import plan_sync
+    from qpipe.progress import listening
+
+    console = Console(stderr=True)
+    project = _project(ctx)
+    plan = plan_sync(project, start, end, refresh=refresh)
+    if not plan:
+        console.print("The lake already holds every session in range; nothing to sync.")
+        return
+    console.print(
+        f"Syncing {len(plan.sessions)} sessions {plan.first} .. {plan.last} "
+        f"({plan.missing} missing) from the {project.source.name} source into {project.lake.root}"
+    )
+    _dagster_home(project.root)
+    from dagster import DagsterInstance
+
+    from qpipe.defs.build import build_definitions
+    from qpipe.defs.market.schedules import partition_range_tags
+
+    job = build_definitions(project, ctx.obj["config"]).get_job_def("sync_market_data")
+    with (
+        Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar,
+        DagsterInstance.get() as instance,
+    ):
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        with listening(on_progress):
+            result = job.execute_in_process(
+                instance=instance,
+                tags=partition_range_tags(plan.first, plan.last),
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+                raise_on_error=False,
+            )
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        message = "the sync run failed"
+        if failure is not None and failure.step_failure_data.error is not None:
+            message = failure.step_failure_data.error.message.strip()
+        raise click.ClickException(f"{message}\n(run {result.run_id}; nothing was written)")
+    for mat in result.get_asset_materialization_events():
+        m = mat.materialization.metadata
+        console.print(
+            f"  {mat.asset_key.to_user_string():<18} {m['rows'].value:>9,} rows  "
+            f"{m['partitions'].value:>5} sessions  {m['symbols'].value:>5} symbols"
+        )
+    for ev in result.get_asset_check_evaluations():
+        status = (
+            "[green]ok[/]"
+            if ev.passed
+            else ("[red]FAIL[/]" if ev.severity.value == "ERROR" else "[yellow]warn[/]")
+        )
+        console.print(f"  check {ev.check_name:<18} {status}  {ev.metadata['summary'].value}")
+    console.print(f"Run {result.run_id} succeeded.")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--max-rows", default=50, show_default=True, help="Rows to print at most.")
+@click.pass_context
+def sql(ctx: click.Context, query: str, max_rows: int) -> None:
+    """Run a DuckDB QUERY over the lake (views: bars, corporate_actions, ...) and print it."""
+    import duckdb
+
+    from qpipe.data.query import connect
+    from qpipe.settings import data_dir
+
+    con = connect(data_dir() / "lake")
+    try:
+        frame = con.execute(query).df()
+    except duckdb.Error as exc:
+        raise click.ClickException(f"query failed: {exc}") from None
+    finally:
+        con.close()
+    _print_frame(frame, max_rows)
+
+
+@cli.command()
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """Run the main job on the configured (default: synthetic) data: sync the lake, then
+    summarise what it holds."""
+    _run_sync(ctx, None, None, False)
+    from qpipe.data.query import connect
+
+    project = _project(ctx)
+    con = connect(project.lake.root)
+    frame = con.execute(
+        "select count(*) as bars, count(distinct symbol) as symbols, "
+        "min(date) as first_session, max(date) as last_session from bars"
+    ).df()
+    actions = con.execute(
+        "select count(*) filter (where split_ratio <> 1) as splits, "
+        "count(*) filter (where dividend > 0) as dividends from corporate_actions"
+    ).df()
+    con.close()
+    click.echo("\nThe lake now holds:")
+    _print_frame(frame.join(actions), 5)
+    click.echo(
+        '\nNext: qpipe sql "select * from bars order by date desc limit 5", '
+        "or open the Dagster UI with: dagster dev -w workspace.yaml"
+    )
+
+
+@cli.command("config")
+@click.pass_context
+def show_config(ctx: click.Context) -> None:
+    """Validate the configuration and print it with every default filled in."""
+    import yaml
+
+    settings = _project(ctx).settings
+    click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``qpipe`` console script; qpipe's own errors print without a trace."""
+    try:
+        cli.main(args=argv, prog_name="qpipe", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except QpipeError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
