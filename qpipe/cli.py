@@ -106,7 +106,7 @@ def _run_sync(ctx: click.Context, start: str | None, end: str | None, refresh: b
     from qpipe.defs.build import build_definitions
     from qpipe.defs.market.schedules import partition_range_tags
 
-    job = build_definitions(project, ctx.obj["config"]).get_job_def("sync_market_data")
+    job = build_definitions(project, ctx.obj["config"]).resolve_job_def("sync_market_data")
     with (
         Progress(
             TextColumn("{task.description:<28}"),

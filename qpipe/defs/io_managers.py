@@ -39,8 +39,8 @@ class LakeIOManager(ConfigurableIOManager):
                 "rows": summary.rows,
                 "partitions": summary.partitions,
                 "symbols": int(obj["symbol"].nunique()) if "symbol" in obj else 0,
-                "first_date": str(summary.first_date),
-                "last_date": str(summary.last_date),
+                "first_date": str(summary.first),
+                "last_date": str(summary.last),
             }
         )
 

@@ -30,7 +30,7 @@ def session_partitions(project: Project) -> TimeWindowPartitionsDefinition:
         fmt=SESSION_FMT,
         timezone=cal.tz,
         start=start.strftime(SESSION_FMT),
-        end=(cal.next_session(end)).strftime(SESSION_FMT) if end else None,
+        end=(end + dt.timedelta(days=1)).strftime(SESSION_FMT) if end else None,
         end_offset=0 if end else 1,
         exclusions=[dt.datetime.combine(h, dt.time()) for h in holidays],
     )

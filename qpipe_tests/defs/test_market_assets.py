@@ -16,16 +16,23 @@ def instance():
 
 def run_range(project, config, instance, first, last, selection=None):
     defs = build_definitions(project, str(config))
-    job = defs.get_job_def("sync_market_data")
+    job = defs.resolve_job_def("sync_market_data")
     return job.execute_in_process(
-        instance=instance, tags=partition_range_tags(first, last), raise_on_error=False,
+        instance=instance,
+        tags=partition_range_tags(first, last),
+        raise_on_error=False,
         asset_selection=selection,
     )
 
 
 def test_one_run_materialises_a_range(small_project, small_config, instance):
-    result = run_range(small_project, small_config, instance,
-                       pd.Timestamp("2024-01-02").date(), pd.Timestamp("2024-03-28").date())
+    result = run_range(
+        small_project,
+        small_config,
+        instance,
+        pd.Timestamp("2024-01-02").date(),
+        pd.Timestamp("2024-03-28").date(),
+    )
     assert result.success
     sessions = small_project.calendar.sessions("2024-01-02", "2024-03-28")
     lake = small_project.lake
@@ -35,8 +42,10 @@ def test_one_run_materialises_a_range(small_project, small_config, instance):
     assert set(bars["date"].dt.date) <= set(sessions)
     assert not bars.duplicated(["date", "symbol"]).any()
     # Metadata in the UI: rows, symbols, date range.
-    mats = {m.asset_key.to_user_string(): m.materialization.metadata
-            for m in result.get_asset_materialization_events()}
+    mats = {
+        m.asset_key.to_user_string(): m.materialization.metadata
+        for m in result.get_asset_materialization_events()
+    }
     assert mats["bars"]["rows"].value == len(bars)
     assert mats["bars"]["partitions"].value == len(sessions)
     assert mats["bars"]["first_date"].value == "2024-01-02"
@@ -61,7 +70,9 @@ def test_materialize_one_partition_with_the_asset_api(small_project, small_confi
     defs = build_definitions(small_project, str(small_config))
     market = defs.get_assets_def("bars")
     result = materialize(
-        [market], partition_key="2024-03-01", instance=instance,
+        [market],
+        partition_key="2024-03-01",
+        instance=instance,
         resources=dict(defs.resources),
     )
     assert result.success
@@ -93,7 +104,8 @@ def test_a_failing_source_writes_nothing(small_project, small_config, instance, 
         return data
 
     monkeypatch.setattr(SyntheticSource, "fetch", corrupt)
-    result = run_range(small_project, small_config, instance, first,
-                       pd.Timestamp("2024-02-29").date())
+    result = run_range(
+        small_project, small_config, instance, first, pd.Timestamp("2024-02-29").date()
+    )
     assert not result.success
     pd.testing.assert_frame_equal(small_project.lake.read("bars"), before)

@@ -8,7 +8,7 @@ from qpipe.defs.resources import ProjectResource
 
 def evaluate(project, config, when: str):
     defs = build_definitions(project, str(config))
-    sched = defs.get_schedule_def("nightly_sync")
+    sched = defs.resolve_schedule_def("nightly_sync")
     resource = ProjectResource(config_path=str(config), data_dir=str(project.root))
     ctx = build_schedule_context(
         scheduled_execution_time=pd.Timestamp(when, tz="America/New_York").to_pydatetime(),
@@ -34,7 +34,7 @@ def test_friday_evening_syncs_through_friday(small_project, small_config):
     assert req.tags[RANGE_START_TAG] == "2024-01-02"
     assert req.tags[RANGE_END_TAG] == "2024-03-01"
     # The requested partition exists at that moment.
-    parts = defs.get_job_def("sync_market_data").partitions_def
+    parts = defs.resolve_job_def("sync_market_data").partitions_def
     now = pd.Timestamp("2024-03-01 17:00", tz="America/New_York").to_pydatetime()
     assert "2024-03-01" in parts.get_partition_keys(current_time=now)
 
@@ -59,7 +59,8 @@ def test_only_missing_sessions_are_requested(small_project, small_config):
     result, _ = evaluate(small_project, small_config, "2024-03-01 17:00")
     req = single(result)
     assert (req.tags[RANGE_START_TAG], req.tags[RANGE_END_TAG]) == ("2024-03-01", "2024-03-01")
-    small_project.lake.write("bars", fetch_sessions(small_project, ["2024-03-01"]).bars,
-                             ["2024-03-01"])
+    small_project.lake.write(
+        "bars", fetch_sessions(small_project, ["2024-03-01"]).bars, ["2024-03-01"]
+    )
     result, _ = evaluate(small_project, small_config, "2024-03-01 17:00")
     assert not result.run_requests and "already holds" in result.skip_message

@@ -1,8 +1,6 @@
 """``bars`` and ``corporate_actions``: one fetch from the data source per run, written to the
 lake one partition per session by the lake IO manager."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 
 from dagster import (
@@ -61,7 +59,7 @@ def build_market_assets(project: Project) -> AssetsDefinition:
 
         with listening(log_progress):
             batch = fetch_sessions(proj, sessions)
-        selected = context.selected_output_names
+        selected = context.op_execution_context.selected_output_names
         if "bars" in selected:
             yield Output(batch.bars, output_name="bars")
         if "corporate_actions" in selected:

@@ -1,8 +1,7 @@
 """The sync job and the nightly, calendar-aware schedule that runs it after the close."""
 
-from __future__ import annotations
-
 import datetime as dt
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from dagster import (
@@ -13,7 +12,6 @@ from dagster import (
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
-    UnresolvedAssetJobDefinition,
     define_asset_job,
     schedule,
 )
@@ -21,6 +19,11 @@ from dagster import (
 from qpipe.data.sync import plan_sync
 from qpipe.defs.resources import ProjectResource
 from qpipe.project import Project
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -31,12 +34,11 @@ def partition_range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
     return {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
 
 
-def build_sync_job(market_assets: AssetsDefinition) -> UnresolvedAssetJobDefinition:
+def build_sync_job(market_assets: AssetsDefinition) -> "UnresolvedAssetJobDefinition":
     """Materialise ``bars`` and ``corporate_actions`` (with their checks) for a session range."""
     return define_asset_job(
         "sync_market_data",
         selection=AssetSelection.assets(market_assets),
-        partitions_def=market_assets.partitions_def,
         description="Fetch bars and corporate actions from the data source into the lake.",
     )
 
@@ -50,7 +52,7 @@ def sync_cron(project: Project) -> str:
     return f"{at.minute} {at.hour} * * 1-5"
 
 
-def build_nightly_sync(project: Project, job: UnresolvedAssetJobDefinition) -> ScheduleDefinition:
+def build_nightly_sync(project: Project, job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
     """After each session's close, sync every session not yet in the lake in one run.
 
     Skips holidays and weekends-with-no-session, and evaluations where the lake is already
