@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from qpipe.errors import QpipeError
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 INSTANCE_YAML = """\
 # Written by qpipe: the Dagster instance of this data directory.
@@ -76,14 +83,47 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 @click.option("--start", default=None, help="First session to sync (YYYY-MM-DD).")
 @click.option("--end", default=None, help="Last session to sync (default: the latest closed).")
 @click.option("--refresh", is_flag=True, help="Re-fetch sessions already in the lake.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Record the run in the Dagster instance under the data directory, so the UI shows "
+    "its partitions as materialised (slower: Dagster stores a few events per session).",
+)
 @click.pass_context
-def sync(ctx: click.Context, start: str | None, end: str | None, refresh: bool) -> None:
+def sync(
+    ctx: click.Context, start: str | None, end: str | None, refresh: bool, record: bool
+) -> None:
     """Materialise bars and corporate actions through Dagster for the sessions not yet in
-    the lake (all sessions in range with --refresh), in one run."""
-    _run_sync(ctx, start, end, refresh)
+    the lake (all sessions in range with --refresh), in one in-process run."""
+    _run_sync(ctx, start, end, refresh, record)
 
 
-def _run_sync(ctx: click.Context, start: str | None, end: str | None, refresh: bool) -> None:
+@contextmanager
+def _instance(root: Path, record: bool) -> Iterator[DagsterInstance]:
+    """The persistent instance under ``<data>/dagster`` when recording, else an in-memory
+    one whose scratch files also stay under the data directory and are removed after."""
+    from dagster import DagsterInstance
+
+    if record:
+        _dagster_home(root)
+        with DagsterInstance.get() as instance:
+            yield instance
+        return
+    scratch = root / "dagster" / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    try:
+        with (
+            tempfile.TemporaryDirectory(dir=scratch) as tmp,
+            DagsterInstance.ephemeral(tempdir=tmp) as instance,
+        ):
+            yield instance
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_sync(
+    ctx: click.Context, start: str | None, end: str | None, refresh: bool, record: bool
+) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -100,9 +140,6 @@ def _run_sync(ctx: click.Context, start: str | None, end: str | None, refresh: b
         f"Syncing {len(plan.sessions)} sessions {plan.first} .. {plan.last} "
         f"({plan.missing} missing) from the {project.source.name} source into {project.lake.root}"
     )
-    _dagster_home(project.root)
-    from dagster import DagsterInstance
-
     from qpipe.defs.build import build_definitions
     from qpipe.defs.market.schedules import partition_range_tags
 
@@ -115,7 +152,7 @@ def _run_sync(ctx: click.Context, start: str | None, end: str | None, refresh: b
             TimeElapsedColumn(),
             console=console,
         ) as bar,
-        DagsterInstance.get() as instance,
+        _instance(project.root, record) as instance,
     ):
         tasks: dict[str, Any] = {}
 
@@ -137,7 +174,9 @@ def _run_sync(ctx: click.Context, start: str | None, end: str | None, refresh: b
         if failure is not None and failure.step_failure_data.error is not None:
             message = failure.step_failure_data.error.message.strip()
         raise click.ClickException(f"{message}\n(run {result.run_id}; nothing was written)")
-    for mat in result.get_asset_materialization_events():
+    # One materialization is recorded per partition; the metadata covers the whole run.
+    firsts = {m.asset_key: m for m in reversed(result.get_asset_materialization_events())}
+    for mat in sorted(firsts.values(), key=lambda m: m.asset_key.to_user_string()):
         m = mat.materialization.metadata
         console.print(
             f"  {mat.asset_key.to_user_string():<18} {m['rows'].value:>9,} rows  "
@@ -179,7 +218,7 @@ def sql(ctx: click.Context, query: str, max_rows: int) -> None:
 def demo(ctx: click.Context) -> None:
     """Run the main job on the configured (default: synthetic) data: sync the lake, then
     summarise what it holds."""
-    _run_sync(ctx, None, None, False)
+    _run_sync(ctx, None, None, False, False)
     from qpipe.data.query import connect
 
     project = _project(ctx)
