@@ -179,8 +179,9 @@ def _run_sync(
     for mat in sorted(firsts.values(), key=lambda m: m.asset_key.to_user_string()):
         m = mat.materialization.metadata
         console.print(
-            f"  {mat.asset_key.to_user_string():<18} {m['rows'].value:>9,} rows  "
-            f"{m['partitions'].value:>5} sessions  {m['symbols'].value:>5} symbols"
+            f"  {mat.asset_key.to_user_string():<10} {m['rows'].value:>9,} rows  "
+            f"{m['partitions'].value:>5} sessions  {m['symbols'].value:>5} symbols  "
+            f"{m['splits'].value:>4} splits  {m['dividends'].value:>5} dividends"
         )
     for ev in result.get_asset_check_evaluations():
         status = (

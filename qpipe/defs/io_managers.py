@@ -9,15 +9,18 @@ import pandas as pd
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from qpipe.data.lake import Lake
+from qpipe.data.schema import MarketData
 from qpipe.settings import data_dir
 
 
 class LakeIOManager(ConfigurableIOManager):
     """Stores DataFrames with a ``date`` column in ``<data_dir>/lake/<asset name>/``.
 
-    A run covering many partitions (a single-run backfill) writes every partition key of the
-    run at once, atomically per partition and idempotently (a re-run replaces the same days).
-    Sessions of the run with no rows get an empty partition, so the lake records them as done.
+    :class:`~qpipe.data.schema.MarketData` goes to two tables: bars under the asset's name and
+    actions in ``corporate_actions``. A run covering many partitions (a single-run backfill)
+    writes every partition key of the run at once, atomically per partition and idempotently (a
+    re-run replaces the same days). Sessions of the run with no rows get an empty partition, so
+    the lake records them as done.
     """
 
     data_dir: str | None = None
@@ -27,27 +30,36 @@ class LakeIOManager(ConfigurableIOManager):
         root = Path(self.data_dir).resolve() if self.data_dir else data_dir()
         return Lake(root / "lake")
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame | MarketData) -> None:
         table = context.asset_key.path[-1]
+        frame = obj.bars if isinstance(obj, MarketData) else obj
         if context.has_asset_partitions:
             dates = list(context.asset_partition_keys)
         else:
-            dates = sorted(pd.to_datetime(obj["date"]).dt.date.unique())
-        summary = self.lake().write(table, obj, dates)
-        context.add_output_metadata(
-            {
-                "rows": summary.rows,
-                "partitions": summary.partitions,
-                "symbols": int(obj["symbol"].nunique()) if "symbol" in obj else 0,
-                "first_date": str(summary.first),
-                "last_date": str(summary.last),
-            }
-        )
+            dates = sorted(pd.to_datetime(frame["date"]).dt.date.unique())
+        lake = self.lake()
+        summary = lake.write(table, frame, dates)
+        metadata: dict[str, object] = {
+            "rows": summary.rows,
+            "partitions": summary.partitions,
+            "symbols": int(frame["symbol"].nunique()) if "symbol" in frame else 0,
+            "first_date": str(summary.first),
+            "last_date": str(summary.last),
+        }
+        if isinstance(obj, MarketData):
+            lake.write("corporate_actions", obj.actions, dates)
+            metadata["splits"] = int((obj.actions["split_ratio"] != 1.0).sum())
+            metadata["dividends"] = int((obj.actions["dividend"] > 0.0).sum())
+        context.add_output_metadata(metadata)
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
+    def load_input(self, context: InputContext) -> pd.DataFrame | MarketData:
         assert context.upstream_output is not None
         table = context.upstream_output.asset_key.path[-1]
+        lo = hi = None
         if context.has_asset_partitions:
             keys = context.asset_partition_key_range
-            return self.lake().read(table, keys.start, keys.end)
-        return self.lake().read(table)
+            lo, hi = keys.start, keys.end
+        frame = self.lake().read(table, lo, hi)
+        if table == "bars":
+            return MarketData(frame, self.lake().read("corporate_actions", lo, hi))
+        return frame

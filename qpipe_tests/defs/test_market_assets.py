@@ -5,6 +5,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from qpipe.defs.build import build_definitions
+from qpipe.defs.market.assets import build_market_assets
 from qpipe.defs.market.schedules import partition_range_tags
 
 
@@ -68,7 +69,7 @@ def test_rerun_leaves_row_counts_unchanged(small_project, small_config, instance
 
 def test_materialize_one_partition_with_the_asset_api(small_project, small_config, instance):
     defs = build_definitions(small_project, str(small_config))
-    market = defs.get_assets_def("bars")
+    market = build_market_assets(small_project)
     result = materialize(
         [market],
         partition_key="2024-03-01",
@@ -77,16 +78,6 @@ def test_materialize_one_partition_with_the_asset_api(small_project, small_confi
     )
     assert result.success
     assert small_project.lake.dates("bars") == [pd.Timestamp("2024-03-01").date()]
-
-
-def test_selecting_only_bars(small_project, small_config, instance):
-    from dagster import AssetKey
-
-    day = pd.Timestamp("2024-03-01").date()
-    result = run_range(small_project, small_config, instance, day, day, [AssetKey("bars")])
-    assert result.success
-    assert small_project.lake.dates("bars") == [day]
-    assert small_project.lake.dates("corporate_actions") == []
 
 
 def test_a_failing_source_writes_nothing(small_project, small_config, instance, monkeypatch):

@@ -35,7 +35,7 @@ def partition_range_tags(first: dt.date, last: dt.date) -> dict[str, str]:
 
 
 def build_sync_job(market_assets: AssetsDefinition) -> "UnresolvedAssetJobDefinition":
-    """Materialise ``bars`` and ``corporate_actions`` (with their checks) for a session range."""
+    """Materialise ``bars`` (with corporate actions and checks) for a session range."""
     return define_asset_job(
         "sync_market_data",
         selection=AssetSelection.assets(market_assets),
