@@ -1,0 +1,134 @@
+"""The qpipe command line, in process (CliRunner) and once as the installed console script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from qpipe.cli import cli
+from qpipe_tests.conftest import SMALL_CONFIG, write_config
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result
+
+
+def test_help_lists_every_command():
+    out = invoke("--help").output
+    for command in ("sync", "sql", "demo", "config"):
+        assert command in out
+
+
+def test_sync_twice_and_sql(isolated_env, small_config):
+    first = invoke(
+        "--config", str(small_config), "sync", "--start", "2024-01-02", "--end", "2024-03-28"
+    )
+    assert first.exit_code == 0, first.output
+    assert "Syncing 61 sessions 2024-01-02 .. 2024-03-28" in first.output
+    count = invoke("sql", "select count(*) as n, count(distinct date) as d from bars")
+    assert count.exit_code == 0
+    assert " 61 " in count.output
+    lake_rows = len(pd.read_parquet(isolated_env / "lake" / "bars"))
+    # A second sync of the same range has nothing to do; --refresh rewrites, counts unchanged.
+    again = invoke(
+        "--config", str(small_config), "sync", "--start", "2024-01-02", "--end", "2024-03-28"
+    )
+    assert "nothing to sync" in again.output
+    refresh = invoke(
+        "--config",
+        str(small_config),
+        "sync",
+        "--refresh",
+        "--start",
+        "2024-03-01",
+        "--end",
+        "2024-03-28",
+    )
+    assert refresh.exit_code == 0, refresh.output
+    assert len(pd.read_parquet(isolated_env / "lake" / "bars")) == lake_rows
+    # The in-memory instance left nothing behind but the lake.
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["dagster", "lake"]
+    assert list((isolated_env / "dagster").iterdir()) == []
+
+
+def test_record_stores_the_run_in_the_data_directory(isolated_env, small_config):
+    result = invoke(
+        "--config",
+        str(small_config),
+        "sync",
+        "--record",
+        "--start",
+        "2024-03-25",
+        "--end",
+        "2024-03-28",
+    )
+    assert result.exit_code == 0, result.output
+    home = isolated_env / "dagster"
+    assert (home / "dagster.yaml").exists()
+    assert any((home / "storage").iterdir())
+
+
+def test_sql_error_is_reported(isolated_env):
+    result = CliRunner().invoke(cli, ["sql", "select nope from bars"])
+    assert result.exit_code != 0
+    assert "query failed" in result.output
+
+
+def test_sql_on_an_empty_lake(isolated_env):
+    result = invoke("sql", "select count(*) as n from bars")
+    assert result.exit_code == 0 and " 0 " in result.output
+
+
+def test_bad_config_names_the_key(isolated_env, tmp_path):
+    bad = write_config(tmp_path / "bad.yaml", {"data": {"synthetic": {"n_stock": 3}}})
+    proc = subprocess.run(
+        [sys.executable, "-m", "qpipe.cli", "--config", str(bad), "config"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 2
+    assert "data.synthetic.n_stock: unknown key" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_config_prints_the_effective_settings(isolated_env, small_config):
+    out = invoke("--config", str(small_config), "config").output
+    assert "n_stocks: 20" in out and "exchange: XNYS" in out
+
+
+def test_console_script_writes_only_under_qpipe_data(tmp_path):
+    """The README's promise: QPIPE_DATA=/x qpipe sync ... && qpipe sql ... writes only to /x."""
+    data = tmp_path / "x"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    cfg = write_config(tmp_path / "c.yaml", SMALL_CONFIG)
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "QPIPE_CONFIG")}
+    env.update(QPIPE_DATA=str(data), QPIPE_CONFIG=str(cfg))
+    qpipe = Path(sys.executable).with_name("qpipe")
+    exe = [str(qpipe)] if qpipe.exists() else [sys.executable, "-m", "qpipe.cli"]
+    sync = subprocess.run(
+        [*exe, "sync", "--start", "2024-01-02", "--end", "2024-03-28"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert sync.returncode == 0, sync.stderr
+    sql = subprocess.run(
+        [*exe, "sql", "select count(distinct date) as d from bars"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert sql.returncode == 0 and " 61 " in sql.stdout
+    assert list(cwd.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "cwd", "x"]
