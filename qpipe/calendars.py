@@ -109,14 +109,14 @@ class TradingCalendar:
         """Close time of session ``day`` in UTC (early closes included)."""
         d = to_date(day)
         if not self.is_session(d):
-            raise ValueError(f"{d} is not a {self.exchange} session")
+            raise ValueError(f"{d} is not an {self.exchange} session")
         return self._cal.session_close(pd.Timestamp(d))
 
     def session_open(self, day: DateLike) -> pd.Timestamp:
         """Open time of session ``day`` in UTC."""
         d = to_date(day)
         if not self.is_session(d):
-            raise ValueError(f"{d} is not a {self.exchange} session")
+            raise ValueError(f"{d} is not an {self.exchange} session")
         return self._cal.session_open(pd.Timestamp(d))
 
     def is_early_close(self, day: DateLike) -> bool:

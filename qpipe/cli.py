@@ -63,6 +63,18 @@ def _print_frame(frame, max_rows: int) -> None:
         console.print(f"... {len(frame) - max_rows} more rows ({len(frame)} in all)")
 
 
+def failure_message(result: Any) -> str:
+    """The innermost error message of a failed Dagster run's first failed step (the core's own
+    message, not Dagster's wrapper around it)."""
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    error = failure.step_failure_data.error if failure is not None else None
+    if error is None:
+        return "the run failed"
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
@@ -169,11 +181,9 @@ def _run_sync(
                 raise_on_error=False,
             )
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        message = "the sync run failed"
-        if failure is not None and failure.step_failure_data.error is not None:
-            message = failure.step_failure_data.error.message.strip()
-        raise click.ClickException(f"{message}\n(run {result.run_id}; nothing was written)")
+        raise click.ClickException(
+            f"{failure_message(result)}\n(run {result.run_id}; nothing was written)"
+        )
     # One materialization is recorded per partition; the metadata covers the whole run.
     firsts = {m.asset_key: m for m in reversed(result.get_asset_materialization_events())}
     for mat in sorted(firsts.values(), key=lambda m: m.asset_key.to_user_string()):

@@ -48,7 +48,7 @@ def test_regular_and_early_closes(nyse):
 
 
 def test_close_of_a_non_session_is_an_error(nyse):
-    with pytest.raises(ValueError, match="2024-11-28 is not a XNYS session"):
+    with pytest.raises(ValueError, match="2024-11-28 is not an XNYS session"):
         nyse.session_close("2024-11-28")
 
 

@@ -47,7 +47,7 @@ def test_day_before_a_holiday_syncs_that_day(small_project, small_config):
 def test_no_run_on_a_holiday(small_project, small_config):
     result, _ = evaluate(small_project, small_config, "2024-03-29 17:00")  # Good Friday
     assert not result.run_requests
-    assert "2024-03-29 is not a XNYS session" in result.skip_message
+    assert "2024-03-29 is not an XNYS session" in result.skip_message
 
 
 def test_only_missing_sessions_are_requested(small_project, small_config):

@@ -72,7 +72,7 @@ def build_nightly_sync(project: Project, job: "UnresolvedAssetJobDefinition") ->
         now = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
         today = pd.Timestamp(now).tz_convert(proj.calendar.tz).date()
         if not proj.calendar.is_session(today):
-            return SkipReason(f"{today} is not a {proj.calendar.exchange} session")
+            return SkipReason(f"{today} is not an {proj.calendar.exchange} session")
         plan = plan_sync(proj, now=now)
         if not plan:
             return SkipReason("the lake already holds every closed session")
