@@ -131,3 +131,16 @@ def test_console_script_writes_only_under_qpipe_data(tmp_path):
     assert sql.returncode == 0 and " 61 " in sql.stdout
     assert list(cwd.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "cwd", "x"]
+
+
+def test_demo_syncs_and_summarises(isolated_env, small_config, monkeypatch):
+    import datetime as dt
+
+    from qpipe.data import sync as sync_module
+
+    # Pin "now" so the demo syncs a known span of the small market.
+    monkeypatch.setattr(sync_module, "default_end", lambda project, now=None: dt.date(2024, 2, 29))
+    result = invoke("--config", str(small_config), "demo")
+    assert result.exit_code == 0, result.output
+    assert "Syncing 41 sessions 2024-01-02 .. 2024-02-29" in result.output
+    assert "The lake now holds" in result.output and "2024-02-29" in result.output
