@@ -26,7 +26,9 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with a view per table of the lake at ``lake_root``.
 
     Known tables (``bars``, ``corporate_actions``) always get a view, an empty one with the right
-    columns and types while they have no data.
+    columns and types while they have no data. Each table with data also gets a table macro
+    ``<table>_on(day)`` for one session's cross-section:
+    ``select * from bars_on('2024-03-28')``.
     """
     lake = Lake(lake_root)
     con = duckdb.connect(":memory:", config={"temp_directory": ""})
@@ -42,6 +44,15 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
             con.execute(
                 f"CREATE VIEW {_ident(table)} AS SELECT date, {names} FROM read_parquet("
                 f"{pattern}, hive_partitioning = true, hive_types = {{'date': 'DATE'}})"
+            )
+            # <table>_on(day): one session read straight from its partition file (~10 ms,
+            # against ~60 ms for the view's date filter, which lists every partition first)
+            prefix = _quote(str(lake.path(table)) + "/date=")
+            con.execute(
+                f"CREATE MACRO {_ident(table + '_on')}(day) AS TABLE "
+                f"SELECT CAST(day AS DATE) AS date, {names} FROM read_parquet("
+                f"{prefix} || strftime(CAST(day AS DATE), '%Y-%m-%d') || '/{DATA_FILE}', "
+                f"hive_partitioning = false)"
             )
         else:
             columns = ", ".join(

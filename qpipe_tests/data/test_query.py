@@ -65,6 +65,15 @@ def test_cross_section_query_matches_lake(lake: Lake) -> None:
     pd.testing.assert_frame_equal(as_lake_frame(got), lake.cross_section("bars", DAYS[1]))
 
 
+def test_table_macro_reads_one_session(lake: Lake) -> None:
+    con = query.connect(lake.root)
+    for day in (f"'{DAYS[1]}'", f"DATE '{DAYS[1]}'"):
+        got = con.sql(f"select * from bars_on({day}) order by symbol").df()
+        pd.testing.assert_frame_equal(as_lake_frame(got), lake.cross_section("bars", DAYS[1]))
+    got = con.sql(f"select * from corporate_actions_on('{DAYS[1]}')").df()
+    assert list(got["symbol"]) == ["AAPL"] and list(got["split_ratio"]) == [4.0]
+
+
 def test_date_is_a_date_column_and_first(lake: Lake) -> None:
     con = query.connect(lake.root)
     described = con.sql("describe bars").fetchall()
