@@ -28,7 +28,8 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
     Known tables (``bars``, ``corporate_actions``) always get a view, an empty one with the right
     columns and types while they have no data. Each table with data also gets a table macro
     ``<table>_on(day)`` for one session's cross-section:
-    ``select * from bars_on('2024-03-28')``.
+    ``select * from bars_on('2024-03-28')``. The view ``adjusted_bars`` derives adjusted prices
+    from ``bars`` and ``corporate_actions``.
     """
     lake = Lake(lake_root)
     con = duckdb.connect(":memory:", config={"temp_directory": ""})
@@ -63,7 +64,34 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
                 ]
             )
             con.execute(f"CREATE VIEW {_ident(table)} AS SELECT {columns} WHERE false")
+    con.execute(ADJUSTED_BARS_VIEW)
     return con
+
+
+ADJUSTED_BARS_VIEW = """
+CREATE VIEW adjusted_bars AS
+WITH later AS (
+    SELECT symbol, date, factor, split_ratio,
+        exp(sum(ln(factor)) OVER w) AS tr_after,
+        exp(sum(ln(1.0 / split_ratio)) OVER w) AS split_after
+    FROM corporate_actions
+    WINDOW w AS (PARTITION BY symbol ORDER BY date DESC
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+), multipliers AS (
+    SELECT symbol, date,
+        coalesce(tr_after, 1.0) * factor AS tr,
+        coalesce(split_after, 1.0) / split_ratio AS split
+    FROM later
+)
+SELECT b.date, b.symbol,
+    b.open * coalesce(m.tr, 1.0) AS open, b.high * coalesce(m.tr, 1.0) AS high,
+    b.low * coalesce(m.tr, 1.0) AS low, b.close * coalesce(m.tr, 1.0) AS close,
+    b.volume / coalesce(m.split, 1.0) AS volume
+FROM bars b ASOF LEFT JOIN multipliers m ON b.symbol = m.symbol AND b.date < m.date
+"""
+"""Backward total-return-adjusted bars: each price times the product of the corporate-action
+factors of every later ex-date (the latest price is as traded); volume adjusted for splits only.
+The same numbers as :func:`qpipe.data.adjustments.adjusted_prices`."""
 
 
 def sql(lake_root: Path | str, query: str) -> pd.DataFrame:

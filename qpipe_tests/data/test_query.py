@@ -84,7 +84,7 @@ def test_date_is_a_date_column_and_first(lake: Lake) -> None:
     ]
     assert con.sql("select min(date), count(*) from bars").fetchall() == [(DAYS[0], 12)]
     tables = {row[0] for row in con.sql("show tables").fetchall()}
-    assert tables == {"bars", "corporate_actions", "factors"}
+    assert tables == {"bars", "corporate_actions", "factors", "adjusted_bars"}
 
 
 def test_empty_lake_has_typed_empty_views(tmp_path: Path) -> None:
@@ -132,3 +132,21 @@ def test_key_value_directories_above_the_lake_add_no_columns(tmp_path: Path) -> 
     con = query.connect(lake.root)
     assert [r[0] for r in con.sql("describe factors").fetchall()] == ["date", "symbol", "score"]
     assert con.sql("select * from factors").fetchall() == [(DAYS[0], "A", 1.5)]
+
+
+def test_adjusted_bars_view_matches_the_python_adjustment(lake: Lake) -> None:
+    from qpipe.data.adjustments import adjusted_prices
+
+    con = query.connect(lake.root)
+    got = con.sql("select * from adjusted_bars order by date, symbol").df()
+    want = adjusted_prices(lake.read("bars"), lake.read("corporate_actions"))
+    pd.testing.assert_frame_equal(as_lake_frame(got), want.reset_index(drop=True))
+    # AAPL's 4-for-1 split on the second day divides its first-day prices by four.
+    first = got[(got["symbol"] == "AAPL")].iloc[0]
+    raw = lake.read("bars", symbols=["AAPL"]).iloc[0]
+    assert first["close"] == raw["close"] / 4 and first["volume"] == raw["volume"] * 4
+
+
+def test_adjusted_bars_on_an_empty_lake(tmp_path: Path) -> None:
+    con = query.connect(tmp_path / "lake")
+    assert con.execute("select count(*) from adjusted_bars").fetchall() == [(0,)]
