@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,6 +153,11 @@ def _run_sync(
         f"Syncing {len(plan.sessions)} sessions {plan.first} .. {plan.last} "
         f"({plan.missing} missing) from the {project.source.name} source into {project.lake.root}"
     )
+    import dagster
+
+    # Dagster flags single-run backfills as beta; that is for developers, not for this output.
+    warnings.filterwarnings("ignore", category=dagster.BetaWarning)
+    warnings.filterwarnings("ignore", category=dagster.PreviewWarning)
     from qpipe.defs.build import build_definitions
     from qpipe.defs.market.schedules import partition_range_tags
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import re
 import uuid
@@ -40,6 +41,7 @@ except ImportError:  # pragma: no cover - if pyarrow moves it, fall back to the 
 
 from qpipe.data.schema import TABLE_SCHEMAS
 from qpipe.errors import LakeError
+from qpipe.progress import report
 
 DateInput = dt.date | str | pd.Timestamp | np.datetime64
 """What the lake accepts as a session date: a date, a datetime, or a ``YYYY-MM-DD`` string."""
@@ -142,7 +144,7 @@ class Lake:
             for pdir in pdirs:
                 pdir.mkdir(parents=True, exist_ok=True)
                 _remove_orphans(pdir)
-            _run_all(_write_file, parts, temps)
+            _run_all(_progressing(_write_file, f"write {table}", len(parts)), parts, temps)
         except BaseException:
             for tmp in temps:
                 tmp.unlink(missing_ok=True)
@@ -318,6 +320,21 @@ def _run_all(fn: Callable[..., None], *args: Sequence) -> None:
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+
+
+def _progressing(fn: Callable[..., None], stage: str, total: int) -> Callable[..., None]:
+    """``fn`` that reports ``stage`` progress about a hundred times over ``total`` calls."""
+    done = itertools.count(1)  # next() on a count is atomic under the GIL
+    step = max(1, total // 100)
+    report(stage, 0, total)
+
+    def call(*args: object) -> None:
+        fn(*args)
+        k = next(done)
+        if k % step == 0 or k == total:
+            report(stage, k, total)
+
+    return call
 
 
 def _write_file(part: pa.Table, tmp: Path) -> None:

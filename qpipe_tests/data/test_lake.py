@@ -313,14 +313,14 @@ def test_killed_writer_leaves_previous_partitions_readable(lake: Lake) -> None:
     marker = lake.root.parent / "temporaries-written"
     child = textwrap.dedent(
         f"""
-        import time, numpy as np, pandas as pd
+        import os, time, numpy as np, pandas as pd
         import qpipe.data.lake as lake_module
         real = lake_module._run_all
         def stall(fn, *args):
-            real(fn, *args)
-            if fn is lake_module._write_file:  # every temporary is on disk: wait to be killed
+            if fn is os.replace:  # every temporary is on disk: wait to be killed
                 open({str(marker)!r}, "w").close()
                 time.sleep(60)
+            real(fn, *args)
         lake_module._run_all = stall
         days = pd.to_datetime({[str(d) for d in days]!r})
         n = 20_000
@@ -407,3 +407,15 @@ def test_read_equals_last_write_per_date(writes: list[tuple[list[tuple], set[dt.
         got = lake.read("bars")
         pd.testing.assert_frame_equal(got, expected(want), check_index_type=False)
         assert lake.dates("bars") == sorted(model)
+
+
+def test_write_reports_progress(tmp_path) -> None:
+    from qpipe.progress import listening
+
+    days = pd.bdate_range("2024-01-01", periods=250)
+    frame = pd.DataFrame({"date": days, "symbol": "A", "close": 1.0})
+    seen: list[tuple[str, int, int]] = []
+    with listening(lambda stage, done, total: seen.append((stage, done, total))):
+        Lake(tmp_path).write("prices", frame, days)
+    assert seen[0] == ("write prices", 0, 250) and seen[-1] == ("write prices", 250, 250)
+    assert [d for _, d, _ in seen] == sorted(d for _, d, _ in seen)
