@@ -53,6 +53,11 @@ def _print_frame(frame, max_rows: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    frame = frame.copy()
+    for col in frame.columns:  # DuckDB DATE columns arrive as midnight timestamps
+        values = frame[col]
+        if values.dtype.kind == "M" and (values.dropna() == values.dropna().dt.normalize()).all():
+            frame[col] = values.dt.strftime("%Y-%m-%d")
     table = Table(show_edge=False, header_style="bold")
     for col in frame.columns:
         table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
