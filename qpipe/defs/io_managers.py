@@ -38,6 +38,10 @@ class LakeIOManager(ConfigurableIOManager):
         else:
             dates = sorted(pd.to_datetime(frame["date"]).dt.date.unique())
         lake = self.lake()
+        if isinstance(obj, MarketData):
+            # Actions first: a session present in `bars` (what a sync looks for) then always
+            # has its corporate actions too, even if the bars write fails.
+            lake.write("corporate_actions", obj.actions, dates)
         summary = lake.write(table, frame, dates)
         metadata: dict[str, object] = {
             "rows": summary.rows,
@@ -47,7 +51,6 @@ class LakeIOManager(ConfigurableIOManager):
             "last_date": str(summary.last),
         }
         if isinstance(obj, MarketData):
-            lake.write("corporate_actions", obj.actions, dates)
             metadata["splits"] = int((obj.actions["split_ratio"] != 1.0).sum())
             metadata["dividends"] = int((obj.actions["dividend"] > 0.0).sum())
         context.add_output_metadata(metadata)

@@ -24,13 +24,15 @@ def session_partitions(project: Project) -> TimeWindowPartitionsDefinition:
     cal = project.calendar
     start = project.history_start
     end = project.history_end
-    holidays = cal.holidays(start, end or cal.end)
+    # Exclude holidays through the calendar's end even for a bounded history: the last
+    # partition's window runs to the next session, across any holiday before it.
+    holidays = cal.holidays(start, cal.end)
     return TimeWindowPartitionsDefinition(
         cron_schedule="0 0 * * 1-5",
         fmt=SESSION_FMT,
         timezone=cal.tz,
         start=start.strftime(SESSION_FMT),
-        end=(end + dt.timedelta(days=1)).strftime(SESSION_FMT) if end else None,
+        end=cal.next_session(end).strftime(SESSION_FMT) if end else None,
         end_offset=0 if end else 1,
         exclusions=[dt.datetime.combine(h, dt.time()) for h in holidays],
     )

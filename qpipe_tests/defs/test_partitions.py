@@ -2,6 +2,7 @@ import datetime as dt
 
 import pandas as pd
 import pytest
+from dagster import PartitionKeyRange
 
 from qpipe.defs.partitions import session_partitions
 from qpipe.project import Project
@@ -73,3 +74,12 @@ def test_shanghai_partitions(tmp_path):
     keys = keys_at(session_partitions(p), "2024-03-01 18:00", tz="Asia/Shanghai")
     assert keys == [s.isoformat() for s in p.calendar.sessions("2024-01-02", "2024-03-01")]
     assert "2024-02-12" not in keys  # Spring Festival
+
+
+def test_bounded_history_ending_on_a_friday_includes_it(tmp_path):
+    # The sample ends on Friday 2013-03-01: its window runs to Monday, past the day after.
+    p = project(tmp_path, start="2013-02-25", end="2013-03-01")
+    parts = session_partitions(p)
+    keys = keys_at(parts, "2026-01-05 12:00")
+    assert keys == ["2013-02-25", "2013-02-26", "2013-02-27", "2013-02-28", "2013-03-01"]
+    assert parts.get_partition_keys_in_range(PartitionKeyRange("2013-02-25", "2013-03-01")) == keys
