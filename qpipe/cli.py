@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except QpipeError as exc:
+    except (QpipeError, ValueError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from qpipe.cli import cli
@@ -144,3 +145,19 @@ def test_demo_syncs_and_summarises(isolated_env, small_config, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Syncing 41 sessions 2024-01-02 .. 2024-02-29" in result.output
     assert "The lake now holds" in result.output and "2024-02-29" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--start", "03/01/2024"], "not a date (expected YYYY-MM-DD): '03/01/2024'"),
+        (["--start", "2024-03-01", "--end", "2024-02-01"], "start 2024-03-01 is after end"),
+    ],
+)
+def test_bad_sync_dates_are_clear_errors(isolated_env, small_config, args, message):
+    proc = subprocess.run(
+        [sys.executable, "-m", "qpipe.cli", "--config", str(small_config), "sync", *args],
+        capture_output=True, text=True, env=os.environ.copy(),
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr

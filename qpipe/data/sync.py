@@ -63,6 +63,8 @@ def plan_sync(
     hi = to_date(end) if end else default_end(project, now)
     if project.history_end is not None:
         hi = min(hi, project.history_end)
+    if start and end and to_date(start) > to_date(end):
+        raise ValueError(f"start {to_date(start)} is after end {to_date(end)}")
     sessions = project.calendar.sessions(lo, hi)
     present = set(project.lake.dates("bars"))
     missing = [s for s in sessions if s not in present]

@@ -175,12 +175,14 @@ class SyntheticSource(DataSource):
         return self.config.start, None
 
     def instruments(self) -> pd.DataFrame:
-        """Stocks and ETFs listed by the calendar's last session, sorted by symbol.
+        """Stocks and ETFs listed by today, sorted by symbol (nothing about the future: a
+        listing or delisting after today is not shown).
 
         ``first_date`` is the listing session; ``last_date`` the last session with a bar if the
-        instrument delists by the calendar's last session, else NaT (simulates up to there).
+        instrument has delisted by today, else NaT (simulates up to today).
         """
-        n = len(self._sessions)
+        today = pd.Timestamp.now(tz=self.calendar.tz).tz_localize(None).normalize()
+        n = int(self._sessions.searchsorted(today, side="right"))
         self._extend(n)
         keep = self._list_ord < n
         sessions = self._sessions
