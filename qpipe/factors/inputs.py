@@ -1,0 +1,44 @@
+"""What a factor function receives: adjusted price and volume panels of dims (date, symbol).
+
+Prices are *forward* adjusted for splits and dividends: ``price_t * prod(1 / factor_e)`` over
+ex-dates ``e <= t`` since the start of the lake, so a value at ``t`` never depends on actions
+after ``t`` (backward adjustment would rescale history at every new action and break the
+point-in-time guarantee). Ratios and returns equal those of any other adjustment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import xarray as xr
+
+
+@dataclass(frozen=True)
+class FactorInputs:
+    """Input panels over the same ``date`` x ``symbol`` grid (NaN where no bar).
+
+    - ``open``, ``high``, ``low``, ``close``: forward-adjusted prices.
+    - ``volume``: shares, adjusted for splits (divided by the cumulative split ratio).
+    - ``vwap``: the day's volume-weighted price if the data has one, else the typical price
+      ``(high + low + close) / 3`` (NaN where high or low is missing).
+    - ``returns``: close-to-close total returns of the adjusted close.
+    - ``dollar_volume``: raw close times raw volume (currency units).
+    - ``sector``: one label per symbol (dim ``symbol``), empty string where unknown.
+    """
+
+    open: xr.DataArray
+    high: xr.DataArray
+    low: xr.DataArray
+    close: xr.DataArray
+    volume: xr.DataArray
+    vwap: xr.DataArray
+    returns: xr.DataArray
+    dollar_volume: xr.DataArray
+    sector: xr.DataArray
+
+    def adv(self, days: int) -> xr.DataArray:
+        """Average daily dollar volume over the last ``days`` sessions (today included; NaN
+        until ``days`` values are available or if any is missing)."""
+        from qpipe.factors.operators import ts_mean
+
+        return ts_mean(self.dollar_volume, days)
