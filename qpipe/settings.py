@@ -121,6 +121,9 @@ class FactorsConfig(StrictModel):
 
     names: list[str] | None = None
     expressions: dict[str, str] = Field(default_factory=dict)
+    """User factors as expressions over the operators, e.g. ``rank(ts_mean(close, 20) / close)``."""
+    modules: list[str] = Field(default_factory=list)
+    """Python modules to import; factors they register with ``@qpipe.factors.factor`` join in."""
 
 
 class StrategyConfig(StrictModel):

@@ -64,5 +64,6 @@ class LakeIOManager(ConfigurableIOManager):
             lo, hi = keys.start, keys.end
         frame = self.lake().read(table, lo, hi)
         if table == "bars":
-            return MarketData(frame, self.lake().read("corporate_actions", lo, hi))
+            # Every action up to the range's end: forward adjustment accumulates them all.
+            return MarketData(frame, self.lake().read("corporate_actions", None, hi))
         return frame

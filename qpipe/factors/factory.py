@@ -1,0 +1,89 @@
+"""The factor factory for a project: which factors, and computing a range of sessions from
+the lake with exactly the look-back history each needs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from qpipe.data.schema import MarketData
+from qpipe.errors import ConfigError
+from qpipe.factors.panel import compute, default_library, max_lookback
+from qpipe.factors.registry import FactorError, FactorLibrary
+from qpipe.project import Project
+from qpipe.settings import FactorsConfig
+
+
+def library_for(config: FactorsConfig) -> FactorLibrary:
+    """Built-in factors, the user's registered Python factors (after importing
+    ``config.modules``) and the config's expressions; a duplicate name is an error."""
+    from qpipe.factors.expressions import library_from_expressions
+    from qpipe.factors.user import USER
+
+    for module in config.modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"factors.modules: cannot import {module!r}: {exc}") from None
+    try:
+        return default_library().merged(USER).merged(library_from_expressions(config.expressions))
+    except FactorError as exc:
+        raise ConfigError(f"factors: {exc}") from None
+
+
+def selected_names(config: FactorsConfig, library: FactorLibrary) -> list[str]:
+    """``config.names`` (checked against the library) or every factor."""
+    if config.names is None:
+        return library.names()
+    unknown = [n for n in config.names if n not in library]
+    if unknown:
+        raise ConfigError(f"factors.names: unknown factors: {', '.join(unknown)}")
+    return list(config.names)
+
+
+def history_start(project: Project, first: dt.date, lookback: int) -> dt.date:
+    """The session ``lookback`` sessions before ``first`` (or the calendar's first session)."""
+    sessions = project.calendar.sessions(end=first)
+    return sessions[max(0, len(sessions) - 1 - lookback)]
+
+
+def to_long(panels: xr.Dataset, bars: pd.DataFrame) -> pd.DataFrame:
+    """Long rows ``(date, symbol, <factor>...)`` for the (date, symbol) pairs that have a bar."""
+    if not panels.data_vars:
+        return bars.loc[:, ["date", "symbol"]].reset_index(drop=True)
+    dates = panels.indexes["date"]
+    keys = bars.loc[bars["date"].isin(dates), ["date", "symbol"]]
+    di = dates.get_indexer(keys["date"])
+    si = panels.indexes["symbol"].get_indexer(keys["symbol"])
+    out = keys.reset_index(drop=True).copy()
+    for name, var in panels.data_vars.items():
+        out[name] = np.asarray(var.values)[di, si]
+    return out.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
+
+
+def compute_sessions(
+    project: Project,
+    sessions: Sequence[dt.date],
+    names: Sequence[str] | None = None,
+    market: MarketData | None = None,
+) -> pd.DataFrame:
+    """Factor rows for ``sessions`` (a contiguous span), reading from the lake the bars of the
+    span plus each factor's look-back and every corporate action up to the span's end (or
+    using ``market``, which must cover the same)."""
+    library = library_for(project.settings.factors)
+    chosen = list(names) if names is not None else selected_names(project.settings.factors, library)
+    first, last = min(sessions), max(sessions)
+    if market is None:
+        lo = history_start(project, first, max_lookback(library, chosen))
+        market = MarketData(
+            project.lake.read("bars", lo, last),
+            project.lake.read("corporate_actions", None, last),
+        )
+    sectors = dict(zip(project.instruments["symbol"], project.instruments["sector"], strict=True))
+    panels = compute(market, chosen, first, last, library=library, sectors=sectors)
+    return to_long(panels, market.bars)
