@@ -1,0 +1,55 @@
+"""The point-in-time guarantee, checked: a factor's value at ``t`` computed from history
+truncated at ``t`` (and only its declared look-back of it) equals the value from the full
+history. A factor that peeks ahead, or uses more history than it declares, fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from qpipe.data.schema import MarketData
+from qpipe.factors.panel import compute
+from qpipe.factors.registry import FactorLibrary
+
+
+def truncated(market: MarketData, end: pd.Timestamp, lookback: int | None = None) -> MarketData:
+    """``market`` cut at ``end`` (inclusive): bars of the last ``lookback + 1`` dates only when
+    ``lookback`` is given, every action up to ``end``."""
+    bars = market.bars.loc[market.bars["date"] <= end]
+    if lookback is not None:
+        dates = np.unique(bars["date"].to_numpy())
+        bars = bars.loc[bars["date"] >= dates[max(0, len(dates) - 1 - lookback)]]
+    return MarketData(bars, market.actions.loc[market.actions["date"] <= end])
+
+
+def lookahead_violations(
+    market: MarketData,
+    library: FactorLibrary,
+    names: Sequence[str],
+    dates: Iterable[pd.Timestamp],
+    full: xr.Dataset | None = None,
+    sectors: Mapping[str, str] | None = None,
+    rtol: float = 1e-9,
+) -> dict[str, list[str]]:
+    """Factors whose value at one of ``dates`` changes when the history is cut there (to the
+    factor's own look-back), with the dates where it does. ``full`` may pass the panels
+    already computed on all of ``market``."""
+    if full is None:
+        full = compute(market, names, library=library, sectors=sectors)
+    bad: dict[str, list[str]] = {}
+    for name in names:
+        lookback = library[name].lookback
+        for t in dates:
+            part = compute(
+                truncated(market, t, lookback), [name], t, t, library=library, sectors=sectors
+            )[name]
+            if part.sizes["date"] == 0:
+                continue
+            want = full[name].sel(date=t).reindex(symbol=part.indexes["symbol"])
+            got = part.isel(date=0)
+            if not np.allclose(got.values, want.values, rtol=rtol, atol=1e-12, equal_nan=True):
+                bad.setdefault(name, []).append(f"{pd.Timestamp(t):%Y-%m-%d}")
+    return bad
