@@ -7,7 +7,7 @@ manager does), so a run that fails leaves the lake as it was.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -65,15 +65,22 @@ def plan_sync(
         hi = min(hi, project.history_end)
     if start and end and to_date(start) > to_date(end):
         raise ValueError(f"start {to_date(start)} is after end {to_date(end)}")
-    sessions = project.calendar.sessions(lo, hi)
-    present = set(project.lake.dates("bars"))
-    missing = [s for s in sessions if s not in present]
+    return plan_missing(project.calendar.sessions(lo, hi), project.lake.dates("bars"), refresh)
+
+
+def plan_missing(
+    candidates: Sequence[dt.date], present: Iterable[dt.date], refresh: bool = False
+) -> SyncPlan:
+    """The span of ``candidates`` (sorted sessions) from the first to the last one not in
+    ``present``; all of them with ``refresh``."""
+    have = set(present)
+    missing = [s for s in candidates if s not in have]
     if refresh:
-        return SyncPlan(sessions, len(missing))
+        return SyncPlan(list(candidates), len(missing))
     if not missing:
         return SyncPlan([], 0)
-    i, j = sessions.index(missing[0]), sessions.index(missing[-1])
-    return SyncPlan(sessions[i : j + 1], len(missing))
+    i, j = candidates.index(missing[0]), candidates.index(missing[-1])
+    return SyncPlan(list(candidates[i : j + 1]), len(missing))
 
 
 @dataclass
