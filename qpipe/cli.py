@@ -142,23 +142,35 @@ def _instance(root: Path, record: bool) -> Iterator[DagsterInstance]:
 def _run_sync(
     ctx: click.Context, start: str | None, end: str | None, refresh: bool, record: bool
 ) -> None:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from qpipe.data.sync import plan_sync
-    from qpipe.progress import listening
 
-    console = Console(stderr=True)
     project = _project(ctx)
     plan = plan_sync(project, start, end, refresh=refresh)
     if not plan:
-        console.print("The lake already holds every session in range; nothing to sync.")
+        _console().print("The lake already holds every session in range; nothing to sync.")
         return
-    console.print(
+    _console().print(
         f"Syncing {len(plan.sessions)} sessions {plan.first} .. {plan.last} "
         f"({plan.missing} missing) from the {project.source.name} source into {project.lake.root}"
     )
+    _execute(ctx, "sync_market_data", plan, record)
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _execute(
+    ctx: click.Context, job_name: str, plan: Any, record: bool, run_config: dict | None = None
+) -> None:
+    """Run Dagster job ``job_name`` in process over the sessions of ``plan`` (one run), with a
+    progress display, then print what it materialised and what its checks found."""
     import dagster
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from qpipe.progress import listening
 
     # Dagster flags single-run backfills as beta; that is for developers, not for this output.
     warnings.filterwarnings("ignore", category=dagster.BetaWarning)
@@ -166,7 +178,10 @@ def _run_sync(
     from qpipe.defs.build import build_definitions
     from qpipe.defs.market.schedules import partition_range_tags
 
-    job = build_definitions(project, ctx.obj["config"]).resolve_job_def("sync_market_data")
+    project = _project(ctx)
+    console = _console()
+    job = build_definitions(project, ctx.obj["config"]).resolve_job_def(job_name)
+    config = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}, **(run_config or {})}
     with (
         Progress(
             TextColumn("{task.description:<28}"),
@@ -188,7 +203,7 @@ def _run_sync(
             result = job.execute_in_process(
                 instance=instance,
                 tags=partition_range_tags(plan.first, plan.last),
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+                run_config=config,
                 raise_on_error=False,
             )
     if not result.success:
@@ -199,10 +214,12 @@ def _run_sync(
     firsts = {m.asset_key: m for m in reversed(result.get_asset_materialization_events())}
     for mat in sorted(firsts.values(), key=lambda m: m.asset_key.to_user_string()):
         m = mat.materialization.metadata
+        extra = "".join(
+            f"  {m[k].value:>5} {k}" for k in ("splits", "dividends", "factors") if k in m
+        )
         console.print(
             f"  {mat.asset_key.to_user_string():<10} {m['rows'].value:>9,} rows  "
-            f"{m['partitions'].value:>5} sessions  {m['symbols'].value:>5} symbols  "
-            f"{m['splits'].value:>4} splits  {m['dividends'].value:>5} dividends"
+            f"{m['partitions'].value:>5} sessions  {m['symbols'].value:>5} symbols{extra}"
         )
     for ev in result.get_asset_check_evaluations():
         status = (
@@ -210,7 +227,8 @@ def _run_sync(
             if ev.passed
             else ("[red]FAIL[/]" if ev.severity.value == "ERROR" else "[yellow]warn[/]")
         )
-        console.print(f"  check {ev.check_name:<18} {status}  {ev.metadata['summary'].value}")
+        summary = ev.metadata["summary"].value if "summary" in ev.metadata else ""
+        console.print(f"  check {ev.check_name:<18} {status}  {summary}")
     console.print(f"Run {result.run_id} succeeded.")
 
 
