@@ -1,0 +1,142 @@
+"""Input panels, forward adjustment, and incremental == full computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qpipe.data.schema import ACTION_COLUMNS, MarketData
+from qpipe.factors.classic import CLASSIC
+from qpipe.factors.lookahead import lookahead_violations, truncated
+from qpipe.factors.panel import build_inputs, compute, forward_multipliers
+from qpipe.factors.registry import FactorLibrary
+
+T = pd.Timestamp
+
+
+def random_market(n_dates: int = 320, n_symbols: int = 12, seed: int = 0) -> MarketData:
+    rng = np.random.default_rng(seed)
+    dates = pd.bdate_range("2020-01-01", periods=n_dates)
+    symbols = [f"S{i:02d}" for i in range(n_symbols)]
+    rets = rng.normal(0.0003, 0.02, (n_dates, n_symbols))
+    close = 50 * np.exp(np.cumsum(rets, axis=0))
+    frame = pd.DataFrame(
+        {
+            "date": np.repeat(dates, n_symbols),
+            "symbol": np.tile(symbols, n_dates),
+            "close": close.ravel(),
+        }
+    )
+    frame["open"] = frame["close"] * (1 + rng.normal(0, 0.005, len(frame)))
+    frame["high"] = frame[["open", "close"]].max(axis=1) * 1.01
+    frame["low"] = frame[["open", "close"]].min(axis=1) * 0.99
+    frame["volume"] = rng.integers(1_000, 100_000, len(frame)).astype(float)
+    frame = frame.drop(
+        index=frame.index[
+            (frame["symbol"] == "S03") & (frame["date"].between(dates[100], dates[104]))
+        ]
+    )
+    actions = pd.DataFrame(
+        [(dates[150], "S01", 2.0, 0.0, 0.5), (dates[200], "S02", 1.0, 0.4, 0.99)],
+        columns=list(ACTION_COLUMNS),
+    )
+    # Raw prices of S01 halve from its split on.
+    after = (frame["symbol"] == "S01") & (frame["date"] >= dates[150])
+    frame.loc[after, ["open", "high", "low", "close"]] /= 2
+    frame.loc[after, "volume"] *= 2
+    return MarketData(frame.reset_index(drop=True), actions)
+
+
+def test_forward_multipliers_accumulate_from_the_ex_date():
+    dates = pd.DatetimeIndex(pd.bdate_range("2024-01-01", periods=5))
+    symbols = pd.Index(["A", "B"])
+    actions = pd.DataFrame(
+        [
+            (dates[2], "A", 2.0, 0.0, 0.5),
+            (dates[3], "A", 1.0, 1.0, 0.9),
+            (dates[1], "B", 1.0, 0.5, 0.95),
+        ],
+        columns=list(ACTION_COLUMNS),
+    )
+    price, shares = forward_multipliers(actions, dates, symbols)
+    np.testing.assert_allclose(price[:, 0], [1, 1, 2, 2 / 0.9, 2 / 0.9])
+    np.testing.assert_allclose(price[:, 1], [1, 1 / 0.95, 1 / 0.95, 1 / 0.95, 1 / 0.95])
+    np.testing.assert_allclose(shares[:, 0], [1, 1, 2, 2, 2])
+    np.testing.assert_allclose(shares[:, 1], 1.0)
+
+
+def test_split_leaves_adjusted_prices_and_volume_continuous():
+    market = random_market()
+    inputs = build_inputs(market.bars, market.actions)
+    c = inputs.close.sel(symbol="S01").values
+    r = c[1:] / c[:-1] - 1
+    assert np.nanmax(np.abs(r)) < 0.15  # no -50% jump on the split
+    raw = market.bars.set_index(["date", "symbol"])
+    day = inputs.close.indexes["date"][160]
+    assert inputs.volume.sel(symbol="S01", date=day) == raw.loc[(day, "S01"), "volume"] / 2
+    assert inputs.dollar_volume.sel(symbol="S01", date=day) == pytest.approx(
+        raw.loc[(day, "S01"), "volume"] * raw.loc[(day, "S01"), "close"]
+    )
+    # Missing bars stay NaN, and vwap falls back to the typical price.
+    assert np.isnan(inputs.close.sel(symbol="S03").values[100:105]).all()
+    np.testing.assert_allclose(
+        inputs.vwap.values, (inputs.high + inputs.low + inputs.close).values / 3, equal_nan=True
+    )
+
+
+def test_incremental_equals_full_for_the_classic_factors():
+    market = random_market()
+    full = compute(market, library=CLASSIC)
+    dates = full.indexes["date"]
+    for a in (dates[-1], dates[-40]):
+        lookback = max(f.lookback for f in CLASSIC)
+        part = compute(truncated(market, a, lookback), start=a, end=a, library=CLASSIC)
+        for name in CLASSIC.names():
+            np.testing.assert_allclose(
+                part[name].isel(date=0).values,
+                full[name].sel(date=a).reindex(symbol=part.indexes["symbol"]).values,
+                rtol=1e-9, equal_nan=True, err_msg=name,
+            )  # fmt: skip
+
+
+def test_no_classic_factor_looks_ahead_and_a_leak_is_caught():
+    market = random_market()
+    dates = list(pd.bdate_range("2020-01-01", periods=320)[[280, 300, 319]])
+    assert lookahead_violations(market, CLASSIC, CLASSIC.names(), dates) == {}
+    leaky = FactorLibrary()
+    leaky.register("tomorrow", lookback=1, inputs=("close",))(
+        lambda x: x.close.shift(date=-1) / x.close - 1
+    )
+    assert lookahead_violations(market, leaky, ["tomorrow"], dates[:2]) == {
+        "tomorrow": [f"{d:%Y-%m-%d}" for d in dates[:2]]
+    }
+    under = FactorLibrary()  # declares less history than it uses
+    under.register("short", lookback=5, inputs=("close",))(
+        lambda x: x.close / x.close.shift(date=20)
+    )
+    assert "short" in lookahead_violations(market, under, ["short"], dates[:1])
+
+
+def test_compute_window_and_names():
+    market = random_market()
+    ds = compute(market, ["mom_12_1", "vol_20"], "2021-01-04", "2021-01-08", library=CLASSIC)
+    assert list(ds.data_vars) == ["mom_12_1", "vol_20"]
+    assert list(ds.indexes["date"]) == list(pd.bdate_range("2021-01-04", "2021-01-08"))
+    assert ds["mom_12_1"].dtype == np.float64
+    # Too little history gives NaN, not an error.
+    early = compute(market, ["mom_12_1"], "2020-01-01", "2020-03-01", library=CLASSIC)
+    assert early["mom_12_1"].isnull().all()
+    with pytest.raises(KeyError, match="unknown factor 'nope'"):
+        compute(market, ["nope"], library=CLASSIC)
+
+
+def test_classic_momentum_by_hand():
+    market = random_market()
+    ds = compute(market, ["mom_12_1", "high_52w"], library=CLASSIC)
+    close = build_inputs(market.bars, market.actions).close
+    t = 300
+    want = close.values[t - 21] / close.values[t - 252] - 1
+    np.testing.assert_allclose(ds["mom_12_1"].values[t], want, equal_nan=True)
+    want = close.values[t] / np.max(close.values[t - 251 : t + 1], axis=0)
+    np.testing.assert_allclose(ds["high_52w"].values[t], want, equal_nan=True)
