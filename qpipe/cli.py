@@ -232,6 +232,66 @@ def _execute(
     console.print(f"Run {result.run_id} succeeded.")
 
 
+@cli.group(invoke_without_command=True)
+@click.option("--start", default=None, help="First session (YYYY-MM-DD).")
+@click.option("--end", default=None, help="Last session (default: the last synced).")
+@click.option("--only", default=None, help="Comma-separated factors to (re)compute.")
+@click.option("--refresh", is_flag=True, help="Recompute sessions already in the lake.")
+@click.option("--record", is_flag=True, help="Record the run in the Dagster instance.")
+@click.pass_context
+def factors(
+    ctx: click.Context,
+    start: str | None,
+    end: str | None,
+    only: str | None,
+    refresh: bool,
+    record: bool,
+) -> None:
+    """Compute the configured factors through Dagster for the synced sessions that have none
+    yet (with --refresh or --only: every synced session in range), in one in-process run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from qpipe.calendars import to_date
+    from qpipe.data.sync import plan_missing
+
+    project = _project(ctx)
+    lo = to_date(start) if start else None
+    hi = to_date(end) if end else None
+    synced = [
+        d for d in project.lake.dates("bars") if (lo is None or d >= lo) and (hi is None or d <= hi)
+    ]
+    if not synced:
+        raise click.ClickException("no synced sessions in range: run `qpipe sync` first")
+    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
+    done = project.lake.dates("factors") if "factors" in project.lake.tables() else []
+    plan = plan_missing(synced, done, refresh=refresh or names is not None)
+    if not plan:
+        _console().print("Every synced session in range has its factors; nothing to compute.")
+        return
+    _console().print(
+        f"Computing {'the factors ' + ', '.join(names) if names else 'factors'} for "
+        f"{len(plan.sessions)} sessions {plan.first} .. {plan.last}"
+    )
+    run_config = {"ops": {"factors": {"config": {"only": names}}}} if names else None
+    _execute(ctx, "compute_factors", plan, record, run_config)
+
+
+@factors.command("list")
+@click.pass_context
+def list_factors(ctx: click.Context) -> None:
+    """Every factor: name, look-back (sessions), inputs and description."""
+    import pandas as pd
+
+    from qpipe.factors.factory import library_for
+
+    library = library_for(_project(ctx).settings.factors)
+    frame = pd.DataFrame(
+        [(f.name, f.lookback, ", ".join(f.inputs), f.description) for f in library],
+        columns=["name", "lookback", "inputs", "description"],
+    )
+    _print_frame(frame, len(frame))
+
+
 @cli.command()
 @click.argument("query")
 @click.option("--max-rows", default=50, show_default=True, help="Rows to print at most.")
@@ -259,6 +319,7 @@ def demo(ctx: click.Context) -> None:
     """Run the main job on the configured (default: synthetic) data: sync the lake, then
     summarise what it holds."""
     _run_sync(ctx, None, None, False, False)
+    ctx.invoke(factors)
     from qpipe.data.query import connect
 
     project = _project(ctx)

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from qpipe.data.lake import Lake
 from qpipe.data.schema import MarketData
-from qpipe.errors import ConfigError
+from qpipe.errors import ConfigError, LakeError
 from qpipe.factors.panel import compute, default_library, max_lookback
 from qpipe.factors.registry import FactorError, FactorLibrary
 from qpipe.project import Project
@@ -87,3 +88,35 @@ def compute_sessions(
     sectors = dict(zip(project.instruments["symbol"], project.instruments["sector"], strict=True))
     panels = compute(market, chosen, first, last, library=library, sectors=sectors)
     return to_long(panels, market.bars)
+
+
+def selected_names_only(
+    library: FactorLibrary, configured: Sequence[str], only: Sequence[str] | None
+) -> list[str]:
+    """``only`` (each a configured factor) or all ``configured`` names."""
+    if only is None:
+        return list(configured)
+    unknown = [n for n in only if n not in configured]
+    if unknown:
+        raise ConfigError(
+            f"not configured factors: {', '.join(unknown)} (see `qpipe factors list`)"
+        )
+    return list(only)
+
+
+def merge_columns(
+    lake: Lake, frame: pd.DataFrame, columns: Sequence[str], first: pd.Timestamp, last: pd.Timestamp
+) -> pd.DataFrame:
+    """``frame``'s factor columns laid over the lake's ``factors`` rows of ``[first, last]``:
+    rows keep their other columns (NaN where the lake has none), giving every ``columns``."""
+    keys = ["date", "symbol"]
+    try:
+        existing = lake.read("factors", first, last)
+    except LakeError:
+        existing = frame.loc[:, keys]
+    merged = existing.drop(columns=[c for c in frame.columns if c not in keys], errors="ignore")
+    merged = merged.merge(frame, on=keys, how="outer")
+    for col in columns:
+        if col not in merged:
+            merged[col] = np.nan
+    return merged.loc[:, [*keys, *columns]].sort_values(keys).reset_index(drop=True)

@@ -13,6 +13,7 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     BackfillPolicy,
+    Config,
     MetadataValue,
     Output,
     TimeWindowPartitionMapping,
@@ -22,12 +23,24 @@ from dagster import (
 from qpipe.data.schema import MarketData
 from qpipe.defs.partitions import session_partitions
 from qpipe.defs.resources import ProjectResource
-from qpipe.factors.factory import library_for, selected_names, to_long
+from qpipe.factors.factory import (
+    library_for,
+    merge_columns,
+    selected_names,
+    selected_names_only,
+    to_long,
+)
 from qpipe.factors.lookahead import lookahead_violations
 from qpipe.factors.panel import compute, max_lookback
 from qpipe.project import Project
 
 LOOKAHEAD_SAMPLES = 3
+
+
+class FactorRunConfig(Config):
+    """``only``: compute just these factors and keep the other columns already in the lake."""
+
+    only: list[str] | None = None
 
 
 def coverage_table(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
@@ -68,14 +81,22 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
         group_name="factors",
         pool="lake_writer",
     )
-    def factors(context: AssetExecutionContext, qpipe: ProjectResource, bars: MarketData):
+    def factors(
+        context: AssetExecutionContext,
+        config: FactorRunConfig,
+        qpipe: ProjectResource,
+        bars: MarketData,
+    ):
         proj = qpipe.get()
+        run_names = selected_names_only(library, names, config.only)
         sessions = [dt.date.fromisoformat(k) for k in context.partition_keys]
         first, last = pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1])
         sectors = dict(zip(proj.instruments["symbol"], proj.instruments["sector"], strict=True))
-        full = compute(bars, names, library=library, sectors=sectors)
+        full = compute(bars, run_names, library=library, sectors=sectors)
         frame = to_long(full.sel(date=slice(first, last)), bars.bars)
-        table = coverage_table(frame, names) if len(frame) else pd.DataFrame()
+        if config.only is not None:
+            frame = merge_columns(proj.lake, frame, names, first, last)
+        table = coverage_table(frame, run_names) if len(frame) else pd.DataFrame()
         yield Output(
             frame,
             metadata={
@@ -89,7 +110,7 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
         in_range = full.indexes["date"][(full.indexes["date"] >= first)]
         picks = np.unique(np.linspace(0, len(in_range) - 1, LOOKAHEAD_SAMPLES).astype(int))
         sample = [in_range[i] for i in picks] if len(in_range) else []
-        bad = lookahead_violations(bars, library, names, sample, full=full, sectors=sectors)
+        bad = lookahead_violations(bars, library, run_names, sample, full=full, sectors=sectors)
         yield AssetCheckResult(
             check_name="no_lookahead",
             asset_key="factors",
@@ -102,7 +123,7 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
         )
         history = len(full.indexes["date"])
         empty = (
-            [n for n in names if library[n].lookback < history and table.loc[n, "coverage"] == 0]
+            [n for n in run_names if library[n].lookback < history and table.loc[n, "coverage"] == 0]
             if len(table)
             else []
         )
