@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from qpipe.defs.factors.assets import build_factor_assets
+from qpipe.defs.factors.sensors import build_factors_after_sync, build_factors_job
 from qpipe.defs.io_managers import LakeIOManager
 from qpipe.defs.market.assets import build_market_assets
 from qpipe.defs.market.schedules import build_nightly_sync, build_sync_job
@@ -15,11 +17,14 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
     """Every asset, check, job and schedule of ``project``; resources point at its data
     directory so runs, schedules and the UI all read and write the same lake."""
     market = build_market_assets(project)
+    factors = build_factor_assets(project)
     sync_job = build_sync_job(market)
+    factors_job = build_factors_job(factors)
     return Definitions(
-        assets=[market],
-        jobs=[sync_job],
+        assets=[market, factors],
+        jobs=[sync_job, factors_job],
         schedules=[build_nightly_sync(project, sync_job)],
+        sensors=[build_factors_after_sync(sync_job, factors_job)],
         resources={
             "qpipe": ProjectResource(config_path=config_path, data_dir=str(project.root)),
             "lake_io_manager": LakeIOManager(data_dir=str(project.root)),

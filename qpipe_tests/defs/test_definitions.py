@@ -18,17 +18,22 @@ REPO = Path(__file__).resolve().parents[2]
 DAGSTER = shutil.which("dagster") or str(Path(sys.executable).with_name("dagster"))
 
 
-def test_definitions_hold_the_bars_asset_checks_job_and_schedule(small_project):
+def test_definitions_hold_the_assets_checks_jobs_schedule_and_sensor(small_project):
     defs = build_definitions(small_project)
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    assert graph.get_all_asset_keys() == {AssetKey("bars")}
-    checks = {key.name for key in graph.asset_check_keys}
+    assert graph.get_all_asset_keys() == {AssetKey("bars"), AssetKey("factors")}
+    assert graph.get(AssetKey("factors")).parent_keys == {AssetKey("bars")}
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     assert checks == {
-        "ohlc_sanity", "unique_keys", "universe_coverage", "stale_bars", "extreme_returns",
+        ("bars", "ohlc_sanity"), ("bars", "unique_keys"), ("bars", "universe_coverage"),
+        ("bars", "stale_bars"), ("bars", "extreme_returns"),
+        ("factors", "no_lookahead"), ("factors", "nan_coverage"),
     }  # fmt: skip
     assert defs.resolve_job_def("sync_market_data") is not None
+    assert defs.resolve_job_def("compute_factors") is not None
     assert defs.resolve_schedule_def("nightly_sync").cron_schedule == "0 17 * * 1-5"
+    assert defs.resolve_sensor_def("factors_after_sync") is not None
 
 
 def test_the_core_never_imports_dagster_or_streamlit():
