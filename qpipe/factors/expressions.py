@@ -21,9 +21,9 @@ the group argument of ``neutralize``). Functions are the operators of
 Semantics: numbers broadcast; ``/`` by zero gives NaN (not inf); comparisons give 1.0/0.0 and
 NaN if either side is NaN; ``&&``/``||`` treat non-zero as true and give NaN if either side is
 NaN; a window parameter d (a constant expression >= 1) is used as floor(d). The look-back is
-inferred: fields and numbers 0, ``adv<d>`` d-1, a windowed operator its arguments' look-back
-plus d (``delay``, ``delta``, ``returns``) or d-1 (rolling windows), anything else the maximum
-over its arguments.
+inferred: numbers and price fields 0, the ``returns`` field 1, ``adv<d>`` d-1, a windowed
+operator its arguments' look-back plus d (``delay``, ``delta``, ``returns``) or d-1 (rolling
+windows), anything else the maximum over its arguments.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import difflib
 import math
 import operator as _op
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -40,6 +41,7 @@ import numpy as np
 import xarray as xr
 
 from qpipe.factors.inputs import FactorInputs
+from qpipe.factors.operators import ALIASES, OPERATORS
 from qpipe.factors.registry import INPUT_FIELDS, Factor, FactorError, FactorLibrary
 
 __all__ = [
@@ -57,6 +59,8 @@ __all__ = [
 ]
 
 FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "vwap", "returns")
+FIELD_LOOKBACK: dict[str, int] = {"returns": 1}
+"""Sessions of history a field itself depends on."""
 """Input fields an expression may name (besides ``adv<d>`` and ``sector``)."""
 GROUP = "sector"
 _DIMS = ("date", "symbol")
@@ -90,13 +94,16 @@ class ExpressionError(FactorError):
         head = f"factor {self.factor!r}: " if self.factor else ""
         start = text.rfind("\n", 0, pos) + 1
         stop = text.find("\n", pos)
-        line = text[start : stop if stop >= 0 else len(text)]
+        line = text[start : stop if stop >= 0 else len(text)].replace("\t", " ")
         where = f"position {pos}"
         if "\n" in text:
             where += f" (line {text.count(chr(10), 0, pos) + 1}, column {pos - start + 1})"
         width = max(1, min(self.length, len(line) - (pos - start)))
         caret = " " * (pos - start) + "^" * width
         return f"{head}{self.reason} at {where} in expression:\n    {line}\n    {caret}"
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return type(self), (self.reason, self.expression, self.position, self.length, self.factor)
 
     def for_factor(self, factor: str) -> ExpressionError:
         """The same error, naming ``factor``."""
@@ -198,7 +205,7 @@ _NUMBER = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SYMBOLS = ("&&", "||", "<=", ">=", "==", "!=", "<", ">", "+", "-", "*", "/", "^")
 _SYMBOLS += ("(", ")", ",", "?", ":")
-_MISTYPED = {"&": "&&", "|": "||", "=": "==", "!": "!=", "**": "^"}
+_MISTYPED = {"&": "&&", "|": "||", "=": "==", "!": "!="}
 _KEYWORDS = {"and": "&&", "or": "||"}
 
 
@@ -380,14 +387,13 @@ class _Parser:
             inner = self.ternary()
             if not self.at(")"):
                 raise self.fail("')'")
-            self.take()
-            self.open_parens.pop()
-            return inner
+            close = self.take()
+            return replace(inner, pos=self.open_parens.pop(), end=close.end)
         raise self.fail("a number, a name or '('")
 
 
 # --------------------------------------------------------------------------------------------
-# Operators: the one place that reads qpipe.factors.operators (OPERATORS, ALIASES)
+# Operators: the one place that reads OperatorSpec fields (OPERATORS, ALIASES)
 
 
 @dataclass(frozen=True)
@@ -404,22 +410,16 @@ class _Signature:
     n_panels: int
     group: bool
     n_params: int
-    n_optional: int
     variadic: bool
+    fewest: int
+    most: float
+    """Most arguments (inf if ``variadic``)."""
     window: int | None
     """Index among the numeric parameters of the window ``d``, or None."""
     scalar_operands: bool
     """A panel argument may be a number (``where``)."""
     lookback: Callable[..., int]
     """Look-back of the operator itself given its numeric parameters as written."""
-
-    @property
-    def fewest(self) -> int:
-        return self.n_panels + self.group + self.n_params
-
-    @property
-    def most(self) -> float:
-        return math.inf if self.variadic else self.fewest + self.n_optional
 
     def arity(self) -> str:
         lo, hi = self.fewest, self.most
@@ -437,34 +437,26 @@ _PAPER_TS = {"min": "ts_min", "max": "ts_max"}
 """The paper's ``min(x, d)``/``max(x, d)`` with a number ``d`` mean ``ts_min``/``ts_max``."""
 
 
-def _operators() -> Mapping[str, Any]:
-    from qpipe.factors.operators import OPERATORS
-
-    return OPERATORS
-
-
 def _resolve(name: str) -> str | None:
     """The OPERATORS name for ``name`` (exact, else lower-cased or a paper alias), or None."""
-    from qpipe.factors import operators
-
-    table = _operators()
-    if name in table:
+    if name in OPERATORS:
         return name
-    key = name.lower()
-    key = getattr(operators, "ALIASES", {}).get(key, key)
-    return key if key in table else None
+    key = ALIASES.get(name.lower(), name.lower())
+    return key if key in OPERATORS else None
 
 
 def _signature(name: str) -> _Signature:
-    spec = _operators()[name]
+    spec = OPERATORS[name]
+    fewest, most = spec.arity
     return _Signature(
         name=name,
         fn=spec.fn,
         n_panels=spec.n_panels,
         group=spec.group,
         n_params=spec.n_params,
-        n_optional=spec.n_optional,
         variadic=spec.variadic,
+        fewest=fewest,
+        most=math.inf if most is None else most,
         window=spec.window,
         scalar_operands=spec.scalar_operands,
         lookback=spec.lookback,
@@ -536,7 +528,8 @@ class _Checker:
         name = node.name
         if name in FIELDS:
             self.fields.add(name)
-            return _Info(node, "panel")
+            # `returns` at t is close(t) / close(t-1) - 1: one session of history.
+            return _Info(node, "panel", lookback=FIELD_LOOKBACK.get(name, 0))
         if name == GROUP:
             return _Info(node, "group")
         if m := _ADV.fullmatch(name):
@@ -559,15 +552,17 @@ class _Checker:
         if resolved is None:
             if name in FIELDS or name == GROUP or _ADV.fullmatch(name):
                 raise self.error(f"{name!r} is an input, not an operator", at_name)
-            hint = _suggest(name, sorted(_operators()))
+            hint = _suggest(name, sorted(OPERATORS))
             raise self.error(f"unknown operator {name!r}{hint}", at_name)
         sig = _signature(resolved)
         if not sig.fewest <= len(args) <= sig.most:
-            at = args[sig.fewest + sig.n_optional] if len(args) > sig.most else at_name
+            at = args[int(sig.most)] if len(args) > sig.most else at_name
             raise self.error(f"{name} expects {sig.arity()}, got {len(args)}", at)
         infos = [self.check(a) for a in args]
+        note = ""
         if resolved in _PAPER_TS and len(args) == 2 and infos[1].kind == "number":
             sig = _signature(_PAPER_TS[resolved])  # the paper's max(x, d) = ts_max(x, d)
+            note = f" ({name}(x, d) with a number d is {sig.name}(x, d))"
         n_panels = sig.panel_count(len(args))
         lookback, params = 0, []
         for i, (arg, info) in enumerate(zip(args, infos, strict=True)):
@@ -589,7 +584,7 @@ class _Checker:
                 if j == sig.window and not (math.isfinite(info.value) and info.value >= 1):
                     raise self.error(
                         f"{ordinal} is a window: it must be a positive number of sessions "
-                        f"(>= 1), got {info.value:g}",
+                        f"(>= 1), got {info.value:g}{note}",
                         arg,
                     )
                 params.append(info.value)
@@ -603,16 +598,21 @@ class _Checker:
         cell = xr.DataArray([[1.0]], coords={"date": [0], "symbol": ["s"]}, dims=_DIMS)
         group = [xr.DataArray(["g"], coords={"symbol": ["s"]}, dims=("symbol",))] * sig.group
         try:
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 sig.fn(*[cell] * n_panels, *group, *params)
         except (ValueError, TypeError) as exc:
-            raise self.error(f"{node.func}: {exc}", node) from None
+            reason = str(exc) if str(exc).startswith(sig.name) else f"{sig.name}: {exc}"
+            raise self.error(reason, node) from None
 
 
 def _check(text: str) -> tuple[_Info, set[str]]:
     """Parse and check ``text``: the resolved AST's info and the input fields it reads."""
     checker = _Checker(text)
-    return checker.check(_Parser(text).parse()), checker.fields
+    try:
+        return checker.check(_Parser(text).parse()), checker.fields
+    except RecursionError:
+        raise ExpressionError("expression is nested too deeply", text, 0) from None
 
 
 def parse(text: str) -> Node:

@@ -409,9 +409,11 @@ def _pair_block(a: np.ndarray, b: np.ndarray, w: int, *, corr: bool) -> np.ndarr
     zero = vx <= sxx
     zero |= vy <= syy
     zero |= constant
-    vx *= vy
     np.copyto(vx, np.nan, where=zero)
+    np.copyto(vy, np.nan, where=zero)
     np.sqrt(vx, out=vx)
+    vx *= np.sqrt(vy, out=vy)  # sqrt first: no under/overflow of vx * vy
+    np.copyto(vx, np.nan, where=vx == 0.0)
     cov /= vx
     return np.clip(cov, -1.0, 1.0, out=cov)
 

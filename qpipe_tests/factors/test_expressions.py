@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import pickle
 
 import numpy as np
 import pandas as pd
@@ -30,6 +32,7 @@ from qpipe.factors.registry import FactorError, FactorLibrary
 
 SYMBOLS = ["A", "B", "C", "D", "E", "F"]
 SECTORS = ["tech", "tech", "energy", "energy", "", "tech"]
+PANEL_FIELDS = [f.name for f in dataclasses.fields(FactorInputs) if f.name != "sector"]
 
 
 def make_inputs(n_dates: int = 40, seed: int = 0, holes: bool = True) -> FactorInputs:
@@ -55,14 +58,13 @@ def make_inputs(n_dates: int = 40, seed: int = 0, holes: bool = True) -> FactorI
         vwap=panel(10, 20),
         returns=returns,
         dollar_volume=panel(1e6, 2e6),
-        sector=xr.DataArray(np.array(SECTORS, dtype=object), coords={"symbol": SYMBOLS}),
+        sector=xr.DataArray(np.array(SECTORS, dtype=object), coords=[("symbol", SYMBOLS)]),
     )
 
 
 def rows(inputs: FactorInputs, lo: int, hi: int) -> FactorInputs:
     """The inputs restricted to date rows ``[lo, hi)``."""
-    fields = [f for f in FactorInputs.__annotations__ if f != "sector"]
-    cut = {f: getattr(inputs, f).isel(date=slice(lo, hi)) for f in fields}
+    cut = {f: getattr(inputs, f).isel(date=slice(lo, hi)) for f in PANEL_FIELDS}
     return FactorInputs(**cut, sector=inputs.sector)
 
 
@@ -85,7 +87,7 @@ def tiny(values: list[list[float]]) -> xr.DataArray:
 def tiny_inputs(**panels: xr.DataArray) -> FactorInputs:
     """FactorInputs where the given fields are set and the others equal ``close``."""
     base = panels["close"]
-    fields = {f: panels.get(f, base) for f in FactorInputs.__annotations__ if f != "sector"}
+    fields = {f: panels.get(f, base) for f in PANEL_FIELDS}
     sector = xr.DataArray(np.full(base.sizes["symbol"], "", dtype=object), dims=("symbol",))
     return FactorInputs(**fields, sector=sector.assign_coords(symbol=base.symbol))
 
@@ -176,6 +178,12 @@ def test_nodes_know_their_source_span() -> None:
     assert text[ratio.pos : ratio.end] == "ts_mean(close, 20) / close"
     assert text[ratio.left.pos : ratio.left.end] == "ts_mean(close, 20)"  # type: ignore[attr-defined]
     assert text[node.right.pos : node.right.end] == "-vwap"
+    text = "-(close + open) * 2"
+    node = parse(text)
+    assert isinstance(node, BinOp)
+    assert isinstance(node.left, Neg)
+    assert text[node.left.pos : node.left.end] == "-(close + open)"
+    assert text[node.left.operand.pos : node.left.operand.end] == "(close + open)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +292,9 @@ def test_constant_expression_is_a_panel_over_the_grid(inputs: FactorInputs) -> N
         ("max(2, close)", 4, ["argument 1 of max must be a panel"]),
         ("max(close, 0)", 11, ["window", "positive"]),
         ("winsorize(close, 0.7)", 0, ["winsorize", "0.7"]),
+        ("winsorize_mad(close, -1)", 0, ["winsorize_mad: k must be > 0"]),
+        ("max(returns, 0)", 13, ["positive", "max(x, d) with a number d is ts_max(x, d)"]),
+        ("(" * 300 + "close" + ")" * 300, 0, ["nested too deeply"]),
         ("signed_power(close, open)", 20, ["argument 2 of signed_power must be a number"]),
         ("neutralize(close, open)", 18, ["must be sector", "a panel"]),
         ("sector + 1", 0, ["sector", "neutralize"]),
@@ -313,6 +324,12 @@ def test_error_message_layout() -> None:
         "    rank(ts_mean(close, 20) / clos)\n"
         "                              ^^^^"
     )
+
+
+def test_errors_pickle() -> None:
+    err = ExpressionError("bad", "close + x", 8, 1, "f")
+    back = pickle.loads(pickle.dumps(err))
+    assert (back.position, back.factor, str(back)) == (8, "f", str(err))
 
 
 def test_error_on_a_later_line_shows_that_line() -> None:
@@ -345,7 +362,7 @@ def test_error_on_a_later_line_shows_that_line() -> None:
         ("decay_linear(ts_rank(returns(close, 2), 5), 4.9)", 2 + 4 + 3),
         ("ts_mean(close, 2 * 5) > open ? delay(vwap, 3) : ts_max(low, 7)", 9),
         ("neutralize(ts_zscore(close, 30), sector)", 29),
-        ("residualize(returns, delay(returns, 1), ts_sum(returns, 5))", 4),
+        ("residualize(returns, delay(returns, 1), ts_sum(returns, 5))", 5),
         ("ts_mean(close, 1)", 0),
         ("delay(delay(delay(close, 1), 1), 1)", 3),
     ],
@@ -412,10 +429,8 @@ def test_equal_subexpressions_are_evaluated_once(
     xr.testing.assert_allclose(got, want.rename("f"))
 
 
-def _with_fn(spec: object, fn: object) -> object:
-    import dataclasses
-
-    return dataclasses.replace(spec, fn=fn)  # type: ignore[type-var]
+def _with_fn(spec: ops.OperatorSpec, fn: object) -> ops.OperatorSpec:
+    return dataclasses.replace(spec, fn=fn)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -455,7 +470,9 @@ def test_library_from_expressions(inputs: FactorInputs) -> None:
 # Rolling kernels round differently on different histories, so the grammar avoids what a
 # rounding difference would flip: comparing mathematically equal values (``abs(returns) >=
 # returns``, ``ts_sum(x, 1) > x``, ``ts_std(ts_argmin(x, 4), 3) < 1``) and windows of a
-# constant or of two points (``ts_corr(x, c ? x : 0, 3)``, ``ts_corr(x, y, 2)`` = ±1).
+# constant or of two points (``ts_corr(x, c ? x : 0, 3)``, ``ts_corr(x, y, 2)`` = ±1). The
+# tolerance allows for cancellation in running sums over values of very different sizes
+# (``ts_zscore(c ? vwap : adv3, 3)``); a look-back one session short fails far beyond it.
 FIELD_NAMES = ["close", "open", "volume", "returns", "vwap", "adv3"]
 WINDOWED = ["ts_mean", "ts_sum", "ts_std", "ts_min", "ts_max", "ts_rank", "ts_argmax"]
 WINDOWED += ["ts_argmin", "decay_linear", "ts_zscore", "ts_product"]
@@ -485,6 +502,7 @@ def _extend(panel: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     )
 
 
+HISTORY = make_inputs(n_dates=40, seed=1)
 expressions = st.recursive(st.sampled_from(FIELD_NAMES), _extend, max_leaves=6)
 
 
@@ -493,11 +511,10 @@ expressions = st.recursive(st.sampled_from(FIELD_NAMES), _extend, max_leaves=6)
 def test_random_expressions_respect_their_lookback(text: str, cutoff: int) -> None:
     factor = compile_expression("f", text)
     assume(factor.lookback <= cutoff)
-    full = make_inputs(n_dates=40, seed=1)
-    history = factor.fn(rows(full, 0, cutoff + 1))
+    history = factor.fn(rows(HISTORY, 0, cutoff + 1))
     assert history.dims == ("date", "symbol")
     assert history.shape == (cutoff + 1, len(SYMBOLS))
-    window = factor.fn(rows(full, cutoff - factor.lookback, cutoff + 1))
+    window = factor.fn(rows(HISTORY, cutoff - factor.lookback, cutoff + 1))
     np.testing.assert_allclose(
         window.values[-1], history.values[-1], rtol=1e-5, atol=1e-8, equal_nan=True, err_msg=text
     )
