@@ -161,3 +161,33 @@ def test_bad_sync_dates_are_clear_errors(isolated_env, small_config, args, messa
     )  # fmt: skip
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_factors_list(isolated_env, small_config):
+    out = invoke("--config", str(small_config), "factors", "list").output
+    assert "mom_12_1" in out and "alpha001" in out and "lookback" in out
+
+
+def test_factors_need_synced_sessions(isolated_env, small_config):
+    result = CliRunner().invoke(cli, ["--config", str(small_config), "factors"])
+    assert result.exit_code != 0 and "run `qpipe sync` first" in result.output
+
+
+def test_sync_then_factors_then_only(isolated_env, tmp_path):
+    cfg = write_config(
+        tmp_path / "f.yaml",
+        {**SMALL_CONFIG, "factors": {"names": ["mom_12_1", "vol_20", "reversal_1m"]}},
+    )
+    args = ["--config", str(cfg)]
+    assert invoke(*args, "sync", "--start", "2024-01-02", "--end", "2024-03-28").exit_code == 0
+    first = invoke(*args, "factors")
+    assert first.exit_code == 0, first.output
+    assert "Computing factors for 61 sessions 2024-01-02 .. 2024-03-28" in first.output
+    assert "no_lookahead" in first.output
+    lake = isolated_env / "lake" / "factors"
+    frame = pd.read_parquet(lake)
+    assert {"mom_12_1", "vol_20", "reversal_1m"} <= set(frame.columns)
+    assert "nothing to compute" in invoke(*args, "factors").output
+    only = invoke(*args, "factors", "--only", "vol_20", "--start", "2024-03-01")
+    assert only.exit_code == 0, only.output
+    assert len(pd.read_parquet(lake)) == len(frame)
