@@ -69,3 +69,24 @@ def test_only_recomputes_some_columns_and_keeps_the_rest(factor_project):
         assert run(project, cfg, "compute_factors", "2024-03-25", "2024-03-28", instance,
                    config).success  # fmt: skip
         pd.testing.assert_frame_equal(project.lake.read("factors"), before)
+
+
+def test_sensor_computes_factors_for_the_synced_sessions(factor_project):
+    from dagster import DagsterEventType, RunRequest, build_run_status_sensor_context
+
+    project, cfg = factor_project
+    defs = build_definitions(project, str(cfg))
+    sensor = defs.resolve_sensor_def("factors_after_sync")
+    with DagsterInstance.ephemeral() as instance:
+        result = run(project, cfg, "sync_market_data", "2024-03-25", "2024-03-28", instance)
+        assert result.success
+        success = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_SUCCESS)
+        ctx = build_run_status_sensor_context(
+            sensor_name="factors_after_sync",
+            dagster_event=success,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+        )
+        request = sensor(ctx)
+    assert isinstance(request, RunRequest)
+    assert request.tags == partition_range_tags(D("2024-03-25"), D("2024-03-28"))
