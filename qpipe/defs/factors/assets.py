@@ -122,11 +122,11 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
             },
         )
         history = len(full.indexes["date"])
-        empty = (
-            [n for n in run_names if library[n].lookback < history and table.loc[n, "coverage"] == 0]
-            if len(table)
-            else []
-        )
+        empty = [
+            n
+            for n in run_names
+            if len(table) and library[n].lookback < history and table.loc[n, "coverage"] == 0
+        ]
         yield AssetCheckResult(
             check_name="nan_coverage",
             asset_key="factors",
