@@ -134,7 +134,7 @@ def compute(
     hi = pd.Timestamp(to_date(end)) if end is not None else None
     out = {}
     for f in factors:
-        values = f.fn(inputs).astype(np.float64)
+        values = f.fn(inputs).astype(np.float64, copy=False)
         out[f.name] = values.sel(date=slice(lo, hi))
     return xr.Dataset(out)
 
