@@ -1,28 +1,41 @@
 """Operators on ``(date, symbol)`` panels: time-series, cross-sectional and element-wise.
 
-Conventions shared by every operator (Alpha101 ambiguities resolved as in
-``/work/shared/notes/alpha101.md``):
+Conventions shared by every operator:
 
 - A panel is an :class:`xarray.DataArray` with dims exactly ``("date", "symbol")``, date first,
   read as float64; NaN means missing. A panel with the dims the other way round is rejected
   with a ValueError (transpose it first). Panels combined in one call must share shape and
   ``date``/``symbol`` coordinates (no silent alignment).
 - Results have the coords and dims of the (first) panel argument, dtype float64, no name and
-  no attrs.
+  no attrs; inputs are never modified.
 - Time-series operators work along ``date`` (axis 0) with bottleneck kernels. The window of a
   date is that date and the ``d - 1`` before it. Windows are *strict*: the value is NaN unless
   all ``d`` values of the window are non-NaN, so the first ``d - 1`` dates are NaN and one
-  missing value makes ``d`` results NaN. A value therefore depends only on the last ``d``
-  sessions, which is what makes incremental computation exact.
+  missing value makes ``d`` results NaN. A value therefore depends on its window only (the
+  shifts ``delay``/``delta``/``returns`` on dates ``t - d`` and ``t``), so computing a date
+  range from ``OperatorSpec.lookback`` earlier sessions gives the full-history values (to
+  rounding: running sums depend on where they start; a prefix of a panel gives bit-identical
+  values).
+- ``ts_std``/``ts_zscore``/``ts_corr``/``ts_cov`` run their kernels on blocks of rows centred
+  on a local reference (cache-friendly, and running sums restart); windows whose spread is
+  tiny against the block's values, constant windows included, are recomputed exactly
+  (two-pass), so a constant window has a std of exactly 0.
 - ``d`` is an int >= 1; a float is floored (the paper's convention: 9.5 -> 9); ``d < 1``
   after flooring is a ValueError naming the operator. A window longer than the panel gives
   all NaN.
-- ``±inf`` is treated as missing (NaN) by the time-series ``ts_*``/``decay_linear`` and the
-  cross-sectional operators: one inf would otherwise poison every later running sum of its
-  column. ``delay``/``delta``/``returns`` and the element-wise helpers follow IEEE arithmetic.
+- Cross-sectional operators work per date over the non-NaN names; NaN stays NaN.
+- ``±inf`` is treated as missing (NaN) by the ``ts_*``/``decay_linear`` and cross-sectional
+  operators (one inf would otherwise poison every later running sum of its column);
+  ``delay``/``delta``/``returns`` and the element-wise helpers follow IEEE arithmetic.
+
+Alpha101 (Kakushadze 2016) ambiguities, as decided here: ``rank`` is the percentile rank in
+(0, 1]; ``ts_rank`` the average rank of today / d; ``decay_linear`` gives today weight d;
+``ts_argmax``/``ts_argmin`` count 1 = oldest .. d = today, ties to the most recent;
+``ts_std``/``ts_cov`` use ddof=1; ``scale`` and ``neutralize`` (``indneutralize``) work per
+date; ``min``/``max`` are element-wise (the paper's ``min(x, d)`` with a number is ``ts_min``).
 
 :data:`OPERATORS` describes every public operator (arity, parameters, look-back) for the
-expression parser.
+expression parser; :data:`ALIASES` maps the paper's spellings to it.
 """
 
 from __future__ import annotations
@@ -88,8 +101,14 @@ _BLOCK_CELLS = 1 << 16
 """Rows and cells (512 KiB of float64) per block in ``ts_std``/``ts_zscore``/``ts_corr``/
 ``ts_cov``."""
 
-_PROD_DIRECT_MAX = 64
-"""``ts_product`` multiplies the window directly up to this ``d``, via logs above it."""
+_EXACT_BELOW = 1e-6
+"""A rolling sum of squared deviations below this fraction of ``d`` x the largest squared
+(centred) value of its block may have lost digits to the running sums (after a jump in
+scale, say): such windows are recomputed exactly, two-pass."""
+
+_PROD_DIRECT_MAX = 400
+"""``ts_product`` multiplies each window directly (O(d) per cell) up to this ``d``; above it
+sums of logs are faster (measured crossover about 360 on 2,520 x 500)."""
 
 _MAD_SCALE = 1.4826
 """MAD -> standard deviation for normal data."""
@@ -134,8 +153,13 @@ def _check_same_grid(x: xr.DataArray, y: xr.DataArray, op: str) -> None:
 
 
 def _wrap(x: xr.DataArray, a: np.ndarray) -> xr.DataArray:
-    """``a`` with the coords and dims of ``x``; no name, no attrs."""
-    return xr.DataArray(a, coords=x.coords, dims=DIMS)
+    """``a`` with the coords and dims of ``x``; no name, attrs or encoding (a shallow copy:
+    3x cheaper than the DataArray constructor)."""
+    out = x.copy(deep=False, data=a)
+    out.name = None
+    out.attrs = {}
+    out.encoding = {}
+    return out
 
 
 def _number(v: object, op: str) -> float:
@@ -160,6 +184,13 @@ def _nan_panel(shape: tuple[int, ...]) -> np.ndarray:
     return np.full(shape, np.nan)
 
 
+def _nan_head(shape: tuple[int, ...], rows: int) -> np.ndarray:
+    """An uninitialised panel whose first ``rows`` rows are NaN (the caller fills the rest)."""
+    out = np.empty(shape)
+    out[:rows] = np.nan
+    return out
+
+
 def _move(kernel: Callable[..., np.ndarray], a: np.ndarray, w: int, **kw: object) -> np.ndarray:
     """``kernel`` along axis 0 with a strict window (all NaN if the panel is shorter than w)."""
     if w > a.shape[0] or a.size == 0:
@@ -176,9 +207,10 @@ def _is_tiny(var: np.ndarray, mean_square: np.ndarray) -> np.ndarray:
 
 
 def _shifted(x: xr.DataArray, d: Number, op: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """The values, a NaN panel to fill from row ``w`` on, and ``w = floor(d)``."""
+    """The values, a panel to fill from row ``w`` on (NaN before), and ``w = floor(d)``."""
     a = _values(x, op, finite=False)
-    return a, _nan_panel(a.shape), _window(d, op)
+    w = _window(d, op)
+    return a, _nan_head(a.shape, w), w
 
 
 def delay(x: xr.DataArray, d: Number) -> xr.DataArray:
@@ -205,9 +237,10 @@ def returns(x: xr.DataArray, d: Number = 1) -> xr.DataArray:
     a, out, w = _shifted(x, d, "returns")
     if w < a.shape[0]:
         now, then = a[w:], a[:-w]
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.divide(now, then, out=out[w:], where=then != 0)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            np.divide(now, then, out=out[w:])
         out[w:] -= 1.0
+        out[w:][then == 0] = np.nan
     return _wrap(x, out)
 
 
@@ -232,18 +265,41 @@ def _centre_block(a: np.ndarray, w: int) -> np.ndarray:
     return a - ref
 
 
-def _constant_windows(a: np.ndarray, w: int) -> np.ndarray:
-    """Where the ``w`` values ending at each row are all equal (exact: no change between
-    consecutive values). Running-moment kernels leave rounding noise there instead of 0."""
-    changes = np.empty(a.shape)
-    changes[0] = 0.0
-    np.not_equal(a[1:], a[:-1], out=changes[1:])
-    return bn.move_sum(changes, w - 1, axis=0) == 0.0
+def _windows(a: np.ndarray, rows: np.ndarray, cols: np.ndarray, w: int) -> np.ndarray:
+    """The ``w`` values ending at each ``(rows[i], cols[i])``, one window per row."""
+    return a[rows[:, None] + np.arange(1 - w, 1), cols[:, None]]
+
+
+def _flat(win: np.ndarray) -> np.ndarray:
+    """Which windows (rows of ``win``) hold a single value: their variance is exactly 0."""
+    return (win == win[:, :1]).all(axis=1)
+
+
+def _suspect(ssd: np.ndarray, centred: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cells whose running sum of squared deviations ``ssd`` may be inexact, as (rows, cols):
+    ``ssd`` below ``_EXACT_BELOW * w`` x the square of the largest ``|centred|`` so far in the
+    block (so the choice never depends on later dates). A constant window always qualifies:
+    running kernels leave rounding noise there instead of 0."""
+    limit = np.abs(centred)
+    factor = _EXACT_BELOW * w
+    block_max = np.fmax.reduce(limit, axis=0)
+    if not (ssd < factor * block_max * block_max).any():  # the usual case, and cheap
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    np.fmax.accumulate(limit, axis=0, out=limit)
+    limit *= limit
+    limit *= factor
+    return np.nonzero(ssd < limit)
 
 
 def _std_block(a: np.ndarray, w: int) -> np.ndarray:
-    std = bn.move_std(_centre_block(a, w), w, min_count=w, axis=0, ddof=1)
-    std[_constant_windows(a, w)] = 0.0
+    centred = _centre_block(a, w)
+    std = bn.move_std(centred, w, min_count=w, axis=0, ddof=1)
+    rows, cols = _suspect(std * std * (w - 1), centred, w)
+    if rows.size:  # two-pass on the raw windows
+        win = _windows(a, rows, cols, w)
+        sd = win.std(axis=1, ddof=1)
+        sd[_flat(win)] = 0.0
+        std[rows, cols] = sd
     return std
 
 
@@ -261,11 +317,15 @@ def _zscore_block(a: np.ndarray, w: int) -> np.ndarray:
     centred = _centre_block(a, w)
     mean = bn.move_mean(centred, w, min_count=w, axis=0)
     std = bn.move_std(centred, w, min_count=w, axis=0, ddof=1)
-    zero = _constant_windows(a, w)
-    zero |= std == 0.0  # also an underflow, e.g. for values near 1e-300
-    std[zero] = np.nan
+    rows, cols = _suspect(std * std * (w - 1), centred, w)
+    np.copyto(std, np.nan, where=std == 0.0)  # also an underflow (values near 1e-300)
     out = np.subtract(centred, mean, out=centred)
     out /= std
+    if rows.size:  # two-pass on the raw windows
+        win = _windows(a, rows, cols, w)
+        sd = win.std(axis=1, ddof=1)
+        sd[(sd == 0.0) | _flat(win)] = np.nan
+        out[rows, cols] = (win[:, -1] - win.mean(axis=1)) / sd
     return out
 
 
@@ -328,16 +388,15 @@ def ts_rank(x: xr.DataArray, d: Number) -> xr.DataArray:
 
 def ts_product(x: xr.DataArray, d: Number) -> xr.DataArray:
     """Product over the strict window of ``d`` dates (today included); zeros and negative
-    values are exact (direct product for ``d <= 64``; above, ``exp(sum log|x|)`` with the sign
-    from the count of negatives and 0 where the window holds a zero)."""
+    values are exact (direct product for ``d <= 400``; above, ``exp(sum log|x|)`` with the
+    sign from the count of negatives and 0 where the window holds a zero)."""
     w = _window(d, "ts_product")
     a = _values(x, "ts_product")
     n = a.shape[0]
     if w > n or a.size == 0:
         return _wrap(x, _nan_panel(a.shape))
     if w <= _PROD_DIRECT_MAX:
-        out = np.empty(a.shape)
-        out[: w - 1] = np.nan
+        out = _nan_head(a.shape, w - 1)
         with np.errstate(over="ignore", under="ignore"):
             np.prod(sliding_window_view(a, w, axis=0), axis=-1, out=out[w - 1 :])
         return _wrap(x, out)
@@ -361,14 +420,14 @@ def decay_linear(x: xr.DataArray, d: Number) -> xr.DataArray:
     (``sum_k (d - k) x[t - k] / (d (d + 1) / 2)``). Any NaN in the window gives NaN."""
     w = _window(d, "decay_linear")
     a = _values(x, "decay_linear")
-    n = a.shape[0]
-    out = _nan_panel(a.shape)
-    if w <= n and a.size:
-        weights = np.arange(1.0, w + 1.0)  # oldest ... today
-        weights /= weights.sum()
-        # (n - w + 1, symbol, window) view, window axis oldest -> today; matmul is a
-        # BLAS dot per window, and NaN propagates (the weights are all non-zero).
-        np.matmul(sliding_window_view(a, w, axis=0), weights, out=out[w - 1 :])
+    if w > a.shape[0] or a.size == 0:
+        return _wrap(x, _nan_panel(a.shape))
+    out = _nan_head(a.shape, w - 1)
+    weights = np.arange(1.0, w + 1.0)  # oldest ... today
+    weights /= weights.sum()
+    # (n - w + 1, symbol, window) view, window axis oldest -> today; matmul is a BLAS dot per
+    # window, and NaN propagates (the weights are all non-zero).
+    np.matmul(sliding_window_view(a, w, axis=0), weights, out=out[w - 1 :])
     return _wrap(x, out)
 
 
@@ -378,7 +437,8 @@ def _pair_block(a: np.ndarray, b: np.ndarray, w: int, *, corr: bool) -> np.ndarr
     Rolling sums of x, y, xy, x², y² after masking both where either is NaN and centring each
     column on its first jointly valid value in the block: a constant within the block, so the
     sums stay rolling sums; close to the block's values, so ``Sxy - Sx Sy / w`` cancels little;
-    and never later than the start of any window with a (strict, non-NaN) result.
+    and never later than the start of any window with a (strict, non-NaN) result. Windows
+    whose variances are tiny against the block's scale are recomputed exactly.
     """
     missing = np.isnan(a)
     missing |= np.isnan(b)
@@ -393,22 +453,31 @@ def _pair_block(a: np.ndarray, b: np.ndarray, w: int, *, corr: bool) -> np.ndarr
     sx = bn.move_sum(xc, w, min_count=w, axis=0)
     sy = bn.move_sum(yc, w, min_count=w, axis=0)
     sxy = bn.move_sum(np.multiply(xc, yc), w, min_count=w, axis=0)
-    cov = _centred(sxy, sx, sy, w)  # w x the population covariance
-    constant = _constant_windows(a, w)
-    constant |= _constant_windows(b, w)
+    cov = _centred(sxy, sx, sy, w)  # sum of co-deviations
+    sxx = bn.move_sum(np.multiply(xc, xc), w, min_count=w, axis=0)
+    syy = bn.move_sum(np.multiply(yc, yc), w, min_count=w, axis=0)
+    vx = _centred(sxx, sx, sx, w)  # sums of squared deviations
+    vy = _centred(syy, sy, sy, w)
+    rows_x, cols_x = _suspect(vx, xc, w)
+    rows_y, cols_y = _suspect(vy, yc, w)
+    rows, cols = np.r_[rows_x, rows_y], np.r_[cols_x, cols_y]
+    if rows.size:  # two-pass on the raw windows (both fully valid there)
+        wx, wy = _windows(a, rows, cols, w), _windows(b, rows, cols, w)
+        flat = _flat(wx) | _flat(wy)
+        sxx[rows, cols] = (wx * wx).sum(axis=1)  # scales for the zero-variance test
+        syy[rows, cols] = (wy * wy).sum(axis=1)
+        wx -= wx.mean(axis=1, keepdims=True)
+        wy -= wy.mean(axis=1, keepdims=True)
+        cov[rows, cols] = np.where(flat, 0.0, (wx * wy).sum(axis=1))
+        vx[rows, cols] = np.where(flat, 0.0, (wx * wx).sum(axis=1))
+        vy[rows, cols] = np.where(flat, 0.0, (wy * wy).sum(axis=1))
     if not corr:
         cov /= w - 1
-        cov[constant] = 0.0
         return cov
-    sxx = bn.move_sum(np.multiply(xc, xc, out=xc), w, min_count=w, axis=0)
-    syy = bn.move_sum(np.multiply(yc, yc, out=yc), w, min_count=w, axis=0)
-    vx = _centred(sxx, sx, sx, w)
-    vy = _centred(syy, sy, sy, w)
     sxx *= _TINY_VAR
     syy *= _TINY_VAR
     zero = vx <= sxx
     zero |= vy <= syy
-    zero |= constant
     np.copyto(vx, np.nan, where=zero)
     np.copyto(vy, np.nan, where=zero)
     np.sqrt(vx, out=vx)
@@ -438,9 +507,9 @@ def _by_blocks(
     exactly the same values.
     """
     n, m = arrays[0].shape
-    out = _nan_panel(arrays[0].shape)
-    if w > n or out.size == 0:
-        return out
+    if w > n or n * m == 0:
+        return _nan_panel((n, m))
+    out = _nan_head((n, m), w - 1)
     rows = max(4 * w, min(_BLOCK_ROWS, _BLOCK_CELLS // m))
     for start in range(w - 1, n, rows):  # output rows [start, stop)
         stop = min(start + rows, n)
@@ -722,18 +791,25 @@ def signed_power(x: xr.DataArray, a: Number) -> xr.DataArray:
         return _wrap(x, np.sign(v) * np.abs(v) ** p)
 
 
-def where(cond: xr.DataArray, a: xr.DataArray | Number, b: xr.DataArray | Number) -> xr.DataArray:
+def where(
+    cond: xr.DataArray | Number, a: xr.DataArray | Number, b: xr.DataArray | Number
+) -> xr.DataArray:
     """``a`` where ``cond`` is true (non-zero), else ``b``; NaN where ``cond`` is NaN (the
-    paper's ``cond ? a : b``). ``cond`` may be boolean or float; ``a`` and ``b`` panels on the
-    same grid or numbers."""
-    c = _values(cond, "where", finite=False)
-    va, vb = _operand(a, "where"), _operand(b, "where")
-    for v in (a, b):
+    paper's ``cond ? a : b``). ``cond`` may be boolean or float. Any argument may be a number
+    if at least one is a panel; panels must share the grid, and the result has the grid of
+    the first panel."""
+    args = (cond, a, b)
+    grid = next((v for v in args if isinstance(v, xr.DataArray)), None)
+    if grid is None:
+        raise TypeError("where: at least one argument must be a panel")
+    values = [_operand(v, "where") for v in args]
+    for v in args:
         if isinstance(v, xr.DataArray):
-            _check_same_grid(cond, v, "where")
-    out = np.where(c != 0, va, vb)
+            _check_same_grid(grid, v, "where")
+    c = np.broadcast_to(values[0], grid.shape)
+    out = np.where(c != 0, values[1], values[2]).astype(np.float64)
     out[np.isnan(c)] = np.nan
-    return _wrap(cond, np.asarray(out, dtype=np.float64))
+    return _wrap(grid, out)
 
 
 def _pairwise(
@@ -743,7 +819,7 @@ def _pairwise(
         if not isinstance(v, xr.DataArray):
             raise TypeError(
                 f"{op}: both arguments must be panels, got {type(v).__name__} (the paper's "
-                f"{op.rstrip('_')}(x, d) with a number d is {paper}(x, d))"
+                f"{op}(x, d) with a number d is {paper}(x, d))"
             )
     va, vb = _values(a, op, finite=False), _values(b, op, finite=False)
     _check_same_grid(a, b, op)
@@ -753,13 +829,13 @@ def _pairwise(
 def min_(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
     """Element-wise minimum of two panels, NaN if either is NaN (public name ``min``). The
     paper's ``min(x, d)`` with a number ``d`` means :func:`ts_min`; a number raises."""
-    return _pairwise(np.minimum, a, b, "min_", "ts_min")
+    return _pairwise(np.minimum, a, b, "min", "ts_min")
 
 
 def max_(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
     """Element-wise maximum of two panels, NaN if either is NaN (public name ``max``). The
     paper's ``max(x, d)`` with a number ``d`` means :func:`ts_max`; a number raises."""
-    return _pairwise(np.maximum, a, b, "max_", "ts_max")
+    return _pairwise(np.maximum, a, b, "max", "ts_max")
 
 
 # --------------------------------------------------------------------------- registry
@@ -773,7 +849,8 @@ class OperatorSpec:
     """How an expression may call an operator: ``fn(*panels, [group], *params)``.
 
     - ``n_panels``: panel operands first (the minimum if ``variadic``: more may follow).
-    - ``scalar_operands``: panel operands after the first may be plain numbers (``where``).
+    - ``scalar_operands``: any panel operand may be a plain number, as long as one is a
+      panel (``where``).
     - ``group``: one group-label panel follows the panels (``neutralize``: the parser
       resolves a name such as ``sector`` to that panel).
     - ``n_params`` required then ``len(defaults)`` optional numeric parameters.

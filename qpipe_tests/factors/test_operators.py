@@ -184,6 +184,36 @@ def test_ts_zscore_is_nan_for_constant_window() -> None:
     assert np.isfinite(out[4:37]).all()
 
 
+def test_constant_windows_are_exact_inside_varying_data() -> None:
+    """Running kernels leave rounding noise in a constant window; the operators do not."""
+    rng = np.random.default_rng(1)
+    a = rng.normal(0, 1e4, 300)
+    a[140:150] = 0.1
+    a[200:210] = 0.0
+    x, y = panel(a), panel(rng.normal(size=300))
+    rows = np.r_[144:150, 204:210]
+    assert (op.ts_std(x, 5).values[rows] == 0.0).all()
+    assert np.isnan(op.ts_zscore(x, 5).values[rows]).all()
+    assert np.isnan(op.ts_corr(x, y, 5).values[rows]).all()
+    assert (op.ts_cov(x, y, 5).values[rows] == 0.0).all()
+    assert np.isfinite(op.ts_zscore(x, 5).values[150:200]).all()
+
+
+def test_moments_stay_accurate_after_a_jump_in_scale() -> None:
+    """Running sums carry the rounding of large values into later small ones; such windows
+    are recomputed exactly (pandas' compensated sums are the reference here)."""
+    rng = np.random.default_rng(0)
+    x = panel(np.r_[100 + rng.normal(0, 1, 50), 1e-3 * (1 + rng.normal(0, 0.01, 200))])
+    y = panel(np.r_[50 + rng.normal(0, 1, 50), 2e-3 * (1 + rng.normal(0, 0.01, 200))])
+    px, py = frame(x), frame(y)
+    for d in (5, 20):
+        std = px.rolling(d).std()
+        check(op.ts_std(x, d), x, std, rtol=1e-9)
+        check(op.ts_zscore(x, d), x, (px - px.rolling(d).mean()) / std, rtol=1e-7, atol=1e-9)
+        check(op.ts_corr(x, y, d), x, px.rolling(d).corr(py), atol=1e-9)
+        check(op.ts_cov(x, y, d), x, px.rolling(d).cov(py), rtol=1e-7, atol=1e-15)
+
+
 def test_ts_argmax_argmin_positions_and_ties() -> None:
     x = panel([3.0, 1.0, 3.0, 2.0, 3.0, 1.0, 1.0])
     # windows: [3,1,3] [1,3,2] [3,2,3] [2,3,1] [3,1,1]; 1 = oldest, 3 = today
@@ -202,7 +232,7 @@ def test_ts_rank_fraction_and_ties() -> None:
 
 def test_decay_linear_gives_today_weight_d() -> None:
     x = panel([1.0, 2.0, 3.0, 0.0, 0.0, 1.0, NAN, 1.0, 1.0, 1.0])
-    # today weight 3, yesterday 2, oldest 1, over 6; a reversed port gives 10/6, 2/6, 1/6.
+    # today weight 3, yesterday 2, oldest 1, over 6 (a reversed port gives 10/6 first)
     expected = [NAN, NAN, 14 / 6, 8 / 6, 3 / 6, 3 / 6, NAN, NAN, NAN, 1.0]
     check(op.decay_linear(x, 3), x, expected)
     check(op.decay_linear(x, 1), x, x.values)
@@ -213,8 +243,8 @@ def test_ts_product_zeros_and_negatives() -> None:
     check(op.ts_product(x, 3), x, [NAN, NAN, -0.0, 0, 0, 12, 2, NAN, NAN, NAN, 1])
 
 
-def test_ts_product_long_window_uses_logs_exactly_enough() -> None:
-    assert op._PROD_DIRECT_MAX < 70
+def test_ts_product_long_window_uses_logs_exactly_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(op, "_PROD_DIRECT_MAX", 50)  # windows above it use sums of logs
     rng = np.random.default_rng(3)
     a = rng.uniform(0.8, 1.25, (200, 4)) * rng.choice([-1.0, 1.0], (200, 4))
     a[150, 1] = 0.0
@@ -250,6 +280,10 @@ def test_ts_corr_cov_by_hand() -> None:
     corr = op.ts_corr(x, y, 3).values[:, 0]
     assert corr[2] == pytest.approx(1.0)
     assert np.isnan(corr[[0, 1, 5, 6]]).all()
+    # strict joint windows: a NaN in y hides a constant x window too
+    y[5] = NAN
+    check(op.ts_cov(x, y, 3), x, [NAN, NAN, 2, 0.5, -1, NAN, NAN, NAN], atol=1e-12)
+    assert np.isnan(op.ts_corr(x, y, 3).values[5:]).all()
     assert np.isnan(op.ts_corr(x, y, 1).values).all()
     assert np.isnan(op.ts_cov(x, y, 1).values).all()
 
@@ -337,6 +371,9 @@ def test_neutralize_by_group() -> None:
         coords=x.coords,
     )
     check(op.neutralize(x, dated), x, [expected[0], [2.25, -1.75, -0.75, 0.0, 0.25, NAN]])
+    # numpy strings ("" is missing, as FactorInputs.sector uses it)
+    strings = groups.copy(data=groups.values.astype(str))
+    check(op.neutralize(x, strings), x, expected)
     # numeric labels work too
     codes = xr.DataArray([0.0, 0.0, 1.0, 1.0, 0.0, NAN], dims="symbol", coords=groups.coords)
     check(op.neutralize(x, codes), x, expected)
@@ -393,6 +430,9 @@ def test_elementwise_helpers() -> None:
     check(op.where(cond, x, y), x, [[-2, -1, NAN, NAN]])
     check(op.where(cond, 1, -1), x, [[1, -1, NAN, 1]])
     check(op.where(x > 0, x, 0.0), x, [[0, 0, 3, 0]])  # a boolean condition has no NaN
+    check(op.where(1, x, y), x, x.values)
+    with pytest.raises(TypeError, match="where"):
+        op.where(1, 2, 3)
     with pytest.raises(TypeError, match="ts_min"):
         op.min_(x, 5)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
