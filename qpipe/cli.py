@@ -316,8 +316,8 @@ def sql(ctx: click.Context, query: str, max_rows: int) -> None:
 @cli.command()
 @click.pass_context
 def demo(ctx: click.Context) -> None:
-    """Run the main job on the configured (default: synthetic) data: sync the lake, then
-    summarise what it holds."""
+    """Run the main job on the configured (default: synthetic) data: sync the lake, compute
+    the factors, then summarise what the lake holds."""
     _run_sync(ctx, None, None, False, False)
     ctx.invoke(factors)
     from qpipe.data.query import connect
@@ -332,12 +332,17 @@ def demo(ctx: click.Context) -> None:
         "select count(*) filter (where split_ratio <> 1) as splits, "
         "count(*) filter (where dividend > 0) as dividends from corporate_actions"
     ).df()
+    factor_sessions = con.execute("select count(distinct date) from factors").fetchall()[0][0]
+    factor_columns = len(con.execute("describe factors").fetchall()) - 2
     con.close()
     click.echo("\nThe lake now holds:")
-    _print_frame(frame.join(actions), 5)
+    summary = frame.join(actions)
+    summary["factors"] = factor_columns
+    summary["factor_sessions"] = factor_sessions
+    _print_frame(summary, 5)
     click.echo(
-        '\nNext: qpipe sql "select * from bars order by date desc limit 5", '
-        "or open the Dagster UI with: dagster dev -w workspace.yaml"
+        '\nNext: qpipe sql "select date, symbol, mom_12_1 from factors order by date desc '
+        'limit 5", qpipe factors list, or the Dagster UI: dagster dev -w workspace.yaml'
     )
 
 

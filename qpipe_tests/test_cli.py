@@ -145,6 +145,7 @@ def test_demo_syncs_and_summarises(isolated_env, small_config, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "Syncing 41 sessions 2024-01-02 .. 2024-02-29" in result.output
     assert "The lake now holds" in result.output and "2024-02-29" in result.output
+    assert "Computing factors for 41 sessions" in result.output
 
 
 @pytest.mark.parametrize(
