@@ -46,9 +46,10 @@ class FactorRunConfig(Config):
 def coverage_table(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
     """Per factor on the last session of ``frame``: share of names with a value, mean, std."""
     last = frame.loc[frame["date"] == frame["date"].max(), names]
-    return pd.DataFrame(
-        {"coverage": last.notna().mean(), "mean": last.mean(), "std": last.std()}
-    ).rename_axis("factor")
+    with np.errstate(over="ignore", invalid="ignore"):  # a few alphas reach 1e150 (#84)
+        return pd.DataFrame(
+            {"coverage": last.notna().mean(), "mean": last.mean(), "std": last.std()}
+        ).rename_axis("factor")
 
 
 def build_factor_assets(project: Project) -> AssetsDefinition:
