@@ -68,6 +68,7 @@ from qpipe.factors.operators import (
     signed_power,
     ts_argmax,
     ts_argmin,
+    ts_corr,
     ts_max,
     ts_min,
     ts_product,
@@ -218,6 +219,10 @@ def _comoments(
     return sab, saa, sbb
 
 
+EXACT_CORR_MAX_WINDOW = 5
+"""Correlations over at most this many sessions are computed window by window, bit-exact."""
+
+
 def _corr(x: xr.DataArray, y: xr.DataArray, d: float) -> xr.DataArray:
     """``correlation(x, y, d)``: Pearson over the strict window, 0 where either window is
     constant (undefined in the paper; NaN would run through the nested windows of e.g. #96
@@ -226,6 +231,13 @@ def _corr(x: xr.DataArray, y: xr.DataArray, d: float) -> xr.DataArray:
     w = _width(d)
     if not 2 <= w <= x.shape[0]:
         return _panel(x, np.empty((0, x.shape[1])))
+    if w > EXACT_CORR_MAX_WINDOW:
+        # Long windows: the blocked running moments of operators.ts_corr (exact on constant
+        # windows, ~1e-11 otherwise) are far faster than window-by-window sums, and their
+        # values do not sit on ties the way short-window correlations of ranks do.
+        r = ts_corr(x, y, w).values
+        complete = ~np.isnan(ts_sum(x * 0.0 + y * 0.0, w).values)
+        return _panel(x, np.round(np.where(complete & np.isnan(r), 0.0, r), 12))
     sab, saa, sbb = _comoments(x, y, w)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.clip(sab / np.sqrt(saa * sbb), -1.0, 1.0)
