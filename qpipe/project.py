@@ -77,6 +77,11 @@ class Project:
         return select_instruments(self.source.instruments(), self.settings.universe)
 
     @cached_property
+    def sectors(self) -> dict[str, str]:
+        """Sector label of each universe symbol (None where the source has none)."""
+        return dict(zip(self.instruments["symbol"], self.instruments["sector"], strict=True))
+
+    @cached_property
     def history_start(self) -> dt.date:
         """First session of the partitions: ``calendar.start`` or the source's first session."""
         start = self.settings.calendar.start or self.source.coverage()[0]

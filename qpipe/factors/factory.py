@@ -1,9 +1,8 @@
-"""The factor factory for a project: which factors, and computing a range of sessions from
-the lake with exactly the look-back history each needs."""
+"""The factor factory for a project: which factors (built-in, user modules, config
+expressions), their long-format rows, and merging recomputed columns into the lake's rows."""
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib
 from collections.abc import Sequence
 
@@ -12,11 +11,9 @@ import pandas as pd
 import xarray as xr
 
 from qpipe.data.lake import Lake
-from qpipe.data.schema import MarketData
 from qpipe.errors import ConfigError, LakeError
-from qpipe.factors.panel import compute, default_library, max_lookback
+from qpipe.factors.panel import default_library
 from qpipe.factors.registry import FactorError, FactorLibrary
-from qpipe.project import Project
 from qpipe.settings import FactorsConfig
 
 
@@ -47,12 +44,6 @@ def selected_names(config: FactorsConfig, library: FactorLibrary) -> list[str]:
     return list(config.names)
 
 
-def history_start(project: Project, first: dt.date, lookback: int) -> dt.date:
-    """The session ``lookback`` sessions before ``first`` (or the calendar's first session)."""
-    sessions = project.calendar.sessions(end=first)
-    return sessions[max(0, len(sessions) - 1 - lookback)]
-
-
 def to_long(panels: xr.Dataset, bars: pd.DataFrame) -> pd.DataFrame:
     """Long rows ``(date, symbol, <factor>...)`` for the (date, symbol) pairs that have a bar."""
     if not panels.data_vars:
@@ -65,29 +56,6 @@ def to_long(panels: xr.Dataset, bars: pd.DataFrame) -> pd.DataFrame:
     for name, var in panels.data_vars.items():
         out[name] = np.asarray(var.values)[di, si]
     return out.sort_values(["date", "symbol"], kind="stable").reset_index(drop=True)
-
-
-def compute_sessions(
-    project: Project,
-    sessions: Sequence[dt.date],
-    names: Sequence[str] | None = None,
-    market: MarketData | None = None,
-) -> pd.DataFrame:
-    """Factor rows for ``sessions`` (a contiguous span), reading from the lake the bars of the
-    span plus each factor's look-back and every corporate action up to the span's end (or
-    using ``market``, which must cover the same)."""
-    library = library_for(project.settings.factors)
-    chosen = list(names) if names is not None else selected_names(project.settings.factors, library)
-    first, last = min(sessions), max(sessions)
-    if market is None:
-        lo = history_start(project, first, max_lookback(library, chosen))
-        market = MarketData(
-            project.lake.read("bars", lo, last),
-            project.lake.read("corporate_actions", None, last),
-        )
-    sectors = dict(zip(project.instruments["symbol"], project.instruments["sector"], strict=True))
-    panels = compute(market, chosen, first, last, library=library, sectors=sectors)
-    return to_long(panels, market.bars)
 
 
 def selected_names_only(

@@ -92,7 +92,7 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
         run_names = selected_names_only(library, names, config.only)
         sessions = [dt.date.fromisoformat(k) for k in context.partition_keys]
         first, last = pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1])
-        sectors = dict(zip(proj.instruments["symbol"], proj.instruments["sector"], strict=True))
+        sectors = proj.sectors
         full = compute(bars, run_names, library=library, sectors=sectors)
         frame = to_long(full.sel(date=slice(first, last)), bars.bars)
         if config.only is not None:
