@@ -13,10 +13,12 @@ Conventions (where public implementations disagree; see ``qpipe.factors.operator
 - ``sum``, ``product``, ``stddev`` (ddof 1), ``ts_min``/``ts_max``: ``ts_sum``, ``ts_product``,
   ``ts_std``, ``ts_min``/``ts_max`` over the last d sessions, today included.
 - ``correlation``/``covariance`` (ddof 1): Pearson/sample covariance over the window, computed
-  window by window here (see below); a window in which either series is constant gives
-  correlation 0 and covariance 0 (the paper leaves it undefined; NaN would run through the
-  nested windows and leave e.g. #96 always NaN); correlations are rounded to 12 decimals so
-  that equal ones tie (the correlation of two sessions is always +-1, as in #45).
+  window by window here (see below; the 200- and 230-session correlations of #37 and #32 use
+  the running moments of ``operators.ts_corr``, ~1e-11 from exact); a window in which either
+  series is constant gives correlation 0 and covariance 0 (the paper leaves it undefined;
+  NaN would run through the nested windows and leave e.g. #96 always NaN); correlations are
+  rounded to 12 decimals so that equal ones tie (the correlation of two sessions is always
+  +-1, as in #45).
 - ``scale(x)``: rescaled per date so that sum(|x|) = 1; ``SignedPower`` is ``signed_power``
   (spelled out in #84, whose exponent is a panel).
 - ``min(x, d)``/``max(x, d)`` with a number d are ``ts_min``/``ts_max``; ``min(a, b)`` and
@@ -41,8 +43,8 @@ covariance, stddev, sum, product) adds d-1; nested windows add up and the maximu
 over the branches of an expression. Values are point-in-time and reproducible bit for bit from
 that much history: ranks, comparisons and ``Ts_Rank`` amplify any difference, so the window
 sums that feed them (correlation, covariance, the sums of ranks in #15, #27 and #29) are
-computed window by window here rather than with running sums, whose rounding depends on where
-the history starts.
+computed window by window here (compiled kernels in ``qpipe.factors.kernels``) rather than
+with running sums, whose rounding depends on where the history starts.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import numpy as np
 import xarray as xr
 
 from qpipe.factors.inputs import FactorInputs
+from qpipe.factors.kernels import window_comoments, window_sums
 from qpipe.factors.operators import (
     abs_,
     decay_linear,
@@ -152,34 +155,6 @@ def _width(d: float) -> int:
     return int(np.floor(d))
 
 
-def _panel(x: xr.DataArray, rows: np.ndarray) -> xr.DataArray:
-    """A panel like ``x`` holding ``rows`` from row ``shape[0] - len(rows)`` on, NaN before."""
-    out = np.full(x.shape, np.nan)
-    out[x.shape[0] - rows.shape[0] :] = rows
-    return xr.DataArray(out, coords=x.coords, dims=DIMS)
-
-
-_BLOCK = 1 << 17
-"""Cells per block of output rows in the window loops (bounds the temporaries)."""
-
-
-def _blocks(n_rows: int, n_cols: int) -> list[tuple[int, int]]:
-    step = max(1, _BLOCK // max(1, n_cols))
-    return [(i, min(n_rows, i + step)) for i in range(0, n_rows, step)]
-
-
-def _sums(a: np.ndarray, w: int) -> np.ndarray:
-    """Sum of each full window of ``w`` rows, added oldest to newest (rows ``w-1`` on)."""
-    n = a.shape[0] - w + 1
-    out = np.empty((n, a.shape[1]))
-    for i, j in _blocks(n, a.shape[1]):
-        acc = out[i:j]
-        acc[...] = a[i:j]
-        for k in range(1, w):
-            acc += a[i + k : j + k]
-    return out
-
-
 def _const(x: xr.DataArray, d: float) -> xr.DataArray:
     """True where the window of ``d`` sessions is full and constant (exact)."""
     return ts_max(x, d) == ts_min(x, d)
@@ -187,40 +162,25 @@ def _const(x: xr.DataArray, d: float) -> xr.DataArray:
 
 def _wsum(x: xr.DataArray, d: float) -> xr.DataArray:
     """``sum(x, d)`` window by window (strict)."""
-    a, w = _vals(x), _width(d)
-    return _panel(x, _sums(a, w) if w <= a.shape[0] else np.empty((0, a.shape[1])))
+    return _windowed(x, window_sums(_vals(x), _width(d)))
+
+
+def _windowed(x: xr.DataArray, values: np.ndarray) -> xr.DataArray:
+    return xr.DataArray(values, coords=x.coords, dims=DIMS)
 
 
 def _comoments(
     x: xr.DataArray, y: xr.DataArray, w: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per full window of ``w`` rows (rows ``w-1`` on): ``sum((a - mean a)(b - mean b))``,
-    ``sum((a - mean a)^2)`` and ``sum((b - mean b)^2)``, NaN if a or b has a NaN in the window.
-    The sums run over deviations from the window's newest values, so a constant window gives
-    exactly 0."""
-    a, b = _vals(x), _vals(y)
-    a, b = a + b * 0.0, b + a * 0.0  # joint NaN mask
-    n, m = a.shape[0] - w + 1, a.shape[1]
-    sa, sb, sab, saa, sbb = np.zeros((5, n, m))
-    for i, j in _blocks(n, m):
-        ca, cb = a[i + w - 1 : j + w - 1], b[i + w - 1 : j + w - 1]
-        da, db, tmp = (np.empty((j - i, m)) for _ in range(3))
-        for k in range(w - 1):  # the newest row deviates by 0
-            np.subtract(a[i + k : j + k], ca, out=da)
-            np.subtract(b[i + k : j + k], cb, out=db)
-            sa[i:j] += da
-            sb[i:j] += db
-            sab[i:j] += np.multiply(da, db, out=tmp)
-            saa[i:j] += np.multiply(da, da, out=tmp)
-            sbb[i:j] += np.multiply(db, db, out=tmp)
-    sab -= sa * sb / w
-    saa -= sa * sa / w
-    sbb -= sb * sb / w
-    return sab, saa, sbb
+    """Per strict window of ``w`` sessions: the sums of co-deviations and of squared
+    deviations of x and y (see :func:`qpipe.factors.kernels.window_comoments`; exactly 0 for
+    a constant window, NaN where x or y has a NaN in the window)."""
+    return window_comoments(_vals(x), _vals(y), w)
 
 
-EXACT_CORR_MAX_WINDOW = 5
-"""Correlations over at most this many sessions are computed window by window, bit-exact."""
+EXACT_CORR_MAX_WINDOW = 40
+"""Correlations over at most this many sessions are computed window by window (bit-exact,
+and faster than running moments up to about this length)."""
 
 
 def _corr(x: xr.DataArray, y: xr.DataArray, d: float) -> xr.DataArray:
@@ -229,30 +189,30 @@ def _corr(x: xr.DataArray, y: xr.DataArray, d: float) -> xr.DataArray:
     and leave it always NaN); rounded to 12 decimals so that equal correlations tie (e.g. the
     +-1 of d = 2)."""
     w = _width(d)
-    if not 2 <= w <= x.shape[0]:
-        return _panel(x, np.empty((0, x.shape[1])))
+    if w < 2:
+        return _windowed(x, np.full(x.shape, np.nan))
     if w > EXACT_CORR_MAX_WINDOW:
         # Long windows: the blocked running moments of operators.ts_corr (exact on constant
         # windows, ~1e-11 otherwise) are far faster than window-by-window sums, and their
         # values do not sit on ties the way short-window correlations of ranks do.
         r = ts_corr(x, y, w).values
         complete = ~np.isnan(ts_sum(x * 0.0 + y * 0.0, w).values)
-        return _panel(x, np.round(np.where(complete & np.isnan(r), 0.0, r), 12))
+        return _windowed(x, np.round(np.where(complete & np.isnan(r), 0.0, r), 12))
     sab, saa, sbb = _comoments(x, y, w)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.clip(sab / np.sqrt(saa * sbb), -1.0, 1.0)
     r[(saa <= 0) | (sbb <= 0)] = 0.0
-    return _panel(x, np.round(r, 12))
+    return _windowed(x, np.round(r, 12))
 
 
 def _cov(x: xr.DataArray, y: xr.DataArray, d: float) -> xr.DataArray:
     """``covariance(x, y, d)``: sample covariance (ddof 1) over the strict window (exactly 0
     where either window is constant)."""
     w = _width(d)
-    if not 2 <= w <= x.shape[0]:
-        return _panel(x, np.empty((0, x.shape[1])))
+    if w < 2:
+        return _windowed(x, np.full(x.shape, np.nan))
     sab, _, _ = _comoments(x, y, w)
-    return _panel(x, sab / (w - 1))
+    return _windowed(x, sab / (w - 1))
 
 
 def _std(x: xr.DataArray, d: float) -> xr.DataArray:

@@ -8,9 +8,12 @@ point-in-time guarantee). Ratios and returns equal those of any other adjustment
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import xarray as xr
+
+_PRIVATE = {"init": False, "repr": False, "compare": False}
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,16 @@ class FactorInputs:
     returns: xr.DataArray
     dollar_volume: xr.DataArray
     sector: xr.DataArray
+    _adv: dict[int, xr.DataArray] = field(**_PRIVATE, default_factory=dict)
+    _lock: threading.Lock = field(**_PRIVATE, default_factory=threading.Lock)
 
     def adv(self, days: int) -> xr.DataArray:
         """Average daily dollar volume over the last ``days`` sessions (today included; NaN
-        until ``days`` values are available or if any is missing)."""
+        until ``days`` values are available or if any is missing). Computed once per
+        ``days`` and shared: do not modify the result in place."""
         from qpipe.factors.operators import ts_mean
 
-        return ts_mean(self.dollar_volume, days)
+        with self._lock:
+            if days not in self._adv:
+                self._adv[days] = ts_mean(self.dollar_volume, days)
+            return self._adv[days]

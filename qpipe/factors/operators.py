@@ -52,6 +52,8 @@ import pandas as pd
 import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
+from qpipe.factors.kernels import cross_rank, move_rank
+
 __all__ = [
     "ALIASES",
     "DIMS",
@@ -375,14 +377,8 @@ def ts_rank(x: xr.DataArray, d: Number) -> xr.DataArray:
     (average rank of ties / d; 1.0 when today is the strict maximum; ``d = 1`` gives 1.0).
     Same as pandas ``rolling(d).rank(pct=True)``."""
     w = _window(d, "ts_rank")
-    r = _move(bn.move_rank, _values(x, "ts_rank"), w)
-    # bottleneck: r = 2 * avg0 / (w - 1) - 1 with avg0 = #less + (#equal - 1) / 2 (0-based
-    # average rank; r = 0 for w = 1). 2 * avg0 is an integer, so rounding makes this exact.
-    r += 1.0
-    r *= w - 1
-    np.rint(r, out=r)
-    r += 2.0
-    r /= 2.0 * w
+    a = _values(x, "ts_rank")
+    r = _nan_panel(a.shape) if w > a.shape[0] else move_rank(np.ascontiguousarray(a), w)
     return _wrap(x, r)
 
 
@@ -560,16 +556,7 @@ def rank(x: xr.DataArray) -> xr.DataArray:
     smallest) divided by the number of non-NaN names that date; NaN stays NaN. Same as pandas
     ``rank(axis=1, pct=True)``."""
     a = _values(x, "rank")
-    if a.size == 0:
-        return _wrap(x, a.copy())
-    missing = np.isnan(a)
-    # NaN -> +inf ranks them after every valid value (inputs hold no inf any more), and
-    # bottleneck's plain rankdata is much faster than nanrankdata.
-    r = bn.rankdata(np.where(missing, np.inf, a), axis=1)
-    count = a.shape[1] - missing.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r /= _row(count)
-    r[missing] = np.nan
+    r = cross_rank(a)
     return _wrap(x, r)
 
 

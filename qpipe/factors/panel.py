@@ -8,7 +8,9 @@ computation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -17,7 +19,7 @@ import xarray as xr
 from qpipe.calendars import DateLike, to_date
 from qpipe.data.schema import ACTION_COLUMNS, MarketData, empty_frame
 from qpipe.factors.inputs import FactorInputs
-from qpipe.factors.registry import FactorLibrary
+from qpipe.factors.registry import Factor, FactorLibrary
 
 
 def _pivot(
@@ -117,12 +119,17 @@ def compute(
     actions: pd.DataFrame | None = None,
     library: FactorLibrary | None = None,
     sectors: Mapping[str, str] | None = None,
+    workers: int | None = None,
 ) -> xr.Dataset:
     """Factor panels for ``names`` (None: the whole library) on dates ``[start, end]``.
 
     ``bars`` is a long frame (or :class:`MarketData` with its actions); the history before
     ``start`` that it holds is used as look-back, and a look-back longer than the history gives
     NaN. The result has one float64 variable per factor over dims ``(date, symbol)``.
+
+    Factors run on ``workers`` threads (None: one per available core; the kernels release
+    the GIL), so factor functions must not modify their inputs; results do not depend on
+    ``workers``.
     """
     if isinstance(bars, MarketData):
         bars, actions = bars.bars, bars.actions if actions is None else actions
@@ -132,11 +139,25 @@ def compute(
     inputs = build_inputs(bars, actions, sectors)
     lo = pd.Timestamp(to_date(start)) if start is not None else None
     hi = pd.Timestamp(to_date(end)) if end is not None else None
-    out = {}
-    for f in factors:
-        values = f.fn(inputs).astype(np.float64, copy=False)
-        out[f.name] = values.sel(date=slice(lo, hi))
-    return xr.Dataset(out)
+
+    def one(factor: Factor) -> xr.DataArray:
+        return factor.fn(inputs).astype(np.float64, copy=False).sel(date=slice(lo, hi))
+
+    n_workers = min(len(factors), workers or available_cores())
+    if n_workers <= 1:
+        results = [one(f) for f in factors]
+    else:
+        with ThreadPoolExecutor(n_workers, thread_name_prefix="qpipe-factor") as pool:
+            results = list(pool.map(one, factors))
+    return xr.Dataset({f.name: r for f, r in zip(factors, results, strict=True)})
+
+
+def available_cores() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def max_lookback(library: FactorLibrary, names: Iterable[str] | None = None) -> int:

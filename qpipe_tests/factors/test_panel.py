@@ -140,3 +140,23 @@ def test_classic_momentum_by_hand():
     np.testing.assert_allclose(ds["mom_12_1"].values[t], want, equal_nan=True)
     want = close.values[t] / np.max(close.values[t - 251 : t + 1], axis=0)
     np.testing.assert_allclose(ds["high_52w"].values[t], want, equal_nan=True)
+
+
+def test_threads_change_nothing_and_errors_surface():
+    """Factors on several threads give the same bits as one by one, in library order, and a
+    failing factor's error reaches the caller."""
+    market = random_market(n_dates=240, n_symbols=9)
+    from qpipe.factors.panel import default_library
+
+    library = default_library()
+    one = compute(market, library=library, workers=1)
+    many = compute(market, library=library, workers=3)
+    assert list(many.data_vars) == library.names()
+    for name in library.names():
+        np.testing.assert_array_equal(one[name].values, many[name].values, err_msg=name)
+
+    broken = FactorLibrary()
+    broken.register("ok", lookback=0, inputs=("close",))(lambda x: x.close)
+    broken.register("bad", lookback=0, inputs=("close",))(lambda x: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        compute(market, library=broken, workers=2)
