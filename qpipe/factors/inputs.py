@@ -9,7 +9,7 @@ point-in-time guarantee). Ratios and returns equal those of any other adjustment
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import xarray as xr
 
@@ -39,6 +39,7 @@ class FactorInputs:
     dollar_volume: xr.DataArray
     sector: xr.DataArray
     _adv: dict[int, xr.DataArray] = field(**_PRIVATE, default_factory=dict)
+    _since: dict[int, FactorInputs] = field(**_PRIVATE, default_factory=dict)
     _lock: threading.Lock = field(**_PRIVATE, default_factory=threading.Lock)
 
     def adv(self, days: int) -> xr.DataArray:
@@ -51,3 +52,19 @@ class FactorInputs:
             if days not in self._adv:
                 self._adv[days] = ts_mean(self.dollar_volume, days)
             return self._adv[days]
+
+    def since(self, row: int) -> FactorInputs:
+        """The inputs from date row ``row`` on (views, made once per ``row``); ``row <= 0``
+        gives ``self``. A factor with a look-back of ``L`` needs rows from ``first - L`` on to
+        compute dates from row ``first``."""
+        if row <= 0:
+            return self
+        with self._lock:
+            if row not in self._since:
+                cut = {
+                    f.name: getattr(self, f.name).isel(date=slice(row, None))
+                    for f in fields(self)
+                    if f.init and f.name != "sector"
+                }
+                self._since[row] = FactorInputs(**cut, sector=self.sector)
+            return self._since[row]

@@ -23,13 +23,12 @@ from qpipe.factors.registry import Factor, FactorLibrary
 
 
 def _pivot(
-    frame: pd.DataFrame, column: str, dates: pd.DatetimeIndex, symbols: pd.Index
+    frame: pd.DataFrame, column: str, cells: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]
 ) -> np.ndarray:
-    """``frame[column]`` as a dense (date, symbol) float64 array, NaN where no row."""
-    out = np.full((len(dates), len(symbols)), np.nan)
-    di = dates.get_indexer(frame["date"])
-    si = symbols.get_indexer(frame["symbol"])
-    out[di, si] = frame[column].to_numpy(dtype=np.float64)
+    """``frame[column]`` as a dense (date, symbol) float64 array at ``cells`` (the row and
+    column of each frame row), NaN where no row."""
+    out = np.full(shape, np.nan)
+    out[cells] = frame[column].to_numpy(dtype=np.float64)
     return out
 
 
@@ -69,9 +68,11 @@ def build_inputs(
     ``bars`` has the contract columns (open/high/low/volume may be NaN; an optional ``vwap``
     column is used when present). ``actions`` may reach further back than ``bars``.
     """
-    bars = bars.sort_values(["date", "symbol"], kind="stable")
-    dates = pd.DatetimeIndex(np.unique(bars["date"].to_numpy()), name="date")
-    symbols = pd.Index(np.unique(bars["symbol"].to_numpy().astype(str)), name="symbol")
+    date_codes, date_values = pd.factorize(bars["date"], sort=True)
+    symbol_codes, symbol_values = pd.factorize(bars["symbol"].astype(str), sort=True)
+    dates = pd.DatetimeIndex(date_values, name="date")
+    symbols = pd.Index(symbol_values, name="symbol")
+    cells, shape = (date_codes, symbol_codes), (len(dates), len(symbols))
     actions = empty_frame(ACTION_COLUMNS) if actions is None else actions
     price_mult, share_mult = forward_multipliers(actions, dates, symbols)
     coords = {"date": dates, "symbol": symbols}
@@ -79,10 +80,10 @@ def build_inputs(
     def panel(values: np.ndarray) -> xr.DataArray:
         return xr.DataArray(values, coords=coords, dims=("date", "symbol"))
 
-    raw = {c: _pivot(bars, c, dates, symbols) for c in ("open", "high", "low", "close", "volume")}
+    raw = {c: _pivot(bars, c, cells, shape) for c in ("open", "high", "low", "close", "volume")}
     o, h, lo, c = (raw[k] * price_mult for k in ("open", "high", "low", "close"))
     if "vwap" in bars.columns and bars["vwap"].notna().any():
-        vwap = _pivot(bars, "vwap", dates, symbols) * price_mult
+        vwap = _pivot(bars, "vwap", cells, shape) * price_mult
     else:
         vwap = (h + lo + c) / 3.0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -124,8 +125,9 @@ def compute(
     """Factor panels for ``names`` (None: the whole library) on dates ``[start, end]``.
 
     ``bars`` is a long frame (or :class:`MarketData` with its actions); the history before
-    ``start`` that it holds is used as look-back, and a look-back longer than the history gives
-    NaN. The result has one float64 variable per factor over dims ``(date, symbol)``.
+    ``start`` that it holds is used as look-back (each factor reads only its own declared
+    look-back of it), and a look-back longer than the history gives NaN. The result has one
+    float64 variable per factor over dims ``(date, symbol)``.
 
     Factors run on ``workers`` threads (None: one per available core; the kernels release
     the GIL), so factor functions must not modify their inputs; results do not depend on
@@ -140,8 +142,11 @@ def compute(
     lo = pd.Timestamp(to_date(start)) if start is not None else None
     hi = pd.Timestamp(to_date(end)) if end is not None else None
 
+    first = 0 if lo is None else int(inputs.close.indexes["date"].searchsorted(lo))
+
     def one(factor: Factor) -> xr.DataArray:
-        return factor.fn(inputs).astype(np.float64, copy=False).sel(date=slice(lo, hi))
+        values = factor.fn(inputs.since(first - factor.lookback))
+        return values.astype(np.float64, copy=False).sel(date=slice(lo, hi))
 
     n_workers = min(len(factors), workers or available_cores())
     if n_workers <= 1:

@@ -160,3 +160,24 @@ def test_threads_change_nothing_and_errors_surface():
     broken.register("bad", lookback=0, inputs=("close",))(lambda x: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         compute(market, library=broken, workers=2)
+
+
+def test_each_factor_reads_only_its_own_lookback():
+    """With a start date, a factor gets the dates from ``start - lookback`` on, whatever
+    longer history the bars hold, and its values equal those of the full computation."""
+    market = random_market(n_dates=260, n_symbols=5)
+    seen: dict[str, int] = {}
+    spy = FactorLibrary()
+    for lookback in (0, 3, 40):
+
+        def fn(x, lookback=lookback):
+            seen[f"f{lookback}"] = x.close.sizes["date"]
+            return x.close - x.close.shift(date=lookback) if lookback else x.close
+
+        spy.register(f"f{lookback}", lookback=lookback, inputs=("close",))(fn)
+    days = sorted(market.bars["date"].unique())
+    part = compute(market, start=days[200], end=days[205], library=spy)
+    assert seen == {"f0": 60, "f3": 63, "f40": 100}
+    full = compute(market, library=spy)
+    for name in spy.names():
+        np.testing.assert_array_equal(part[name].values, full[name].sel(date=part.date).values)
