@@ -8,14 +8,17 @@ Conventions shared by every operator:
   ``date``/``symbol`` coordinates (no silent alignment).
 - Results have the coords and dims of the (first) panel argument, dtype float64, no name and
   no attrs; inputs are never modified.
-- Time-series operators work along ``date`` (axis 0) with bottleneck kernels. The window of a
+- Time-series operators work along ``date`` (axis 0) with compiled kernels (bottleneck, and
+  qpipe's own numba kernels in ``qpipe.factors.kernels``). The window of a
   date is that date and the ``d - 1`` before it. Windows are *strict*: the value is NaN unless
   all ``d`` values of the window are non-NaN, so the first ``d - 1`` dates are NaN and one
   missing value makes ``d`` results NaN. A value therefore depends on its window only (the
   shifts ``delay``/``delta``/``returns`` on dates ``t - d`` and ``t``), so computing a date
-  range from ``OperatorSpec.lookback`` earlier sessions gives the full-history values (to
-  rounding: running sums depend on where they start; a prefix of a panel gives bit-identical
-  values).
+  range from ``OperatorSpec.lookback`` earlier sessions gives the full-history values: bit
+  for bit for the window-by-window kernels (``ts_sum``/``ts_mean`` up to 64 dates,
+  ``ts_rank``, ``ts_min``/``ts_max``/``ts_arg*``, ``decay_linear``, ``ts_product``), to
+  rounding for the running moments (they depend on where they start; a prefix of a panel
+  gives bit-identical values).
 - ``ts_std``/``ts_zscore``/``ts_corr``/``ts_cov`` run their kernels on blocks of rows centred
   on a local reference (cache-friendly, and running sums restart); windows whose spread is
   tiny against the block's values, constant windows included, are recomputed exactly
@@ -52,7 +55,7 @@ import pandas as pd
 import xarray as xr
 from numpy.lib.stride_tricks import sliding_window_view
 
-from qpipe.factors.kernels import cross_rank, move_rank
+from qpipe.factors.kernels import cross_rank, move_rank, window_sums
 
 __all__ = [
     "ALIASES",
@@ -107,6 +110,11 @@ _EXACT_BELOW = 1e-6
 """A rolling sum of squared deviations below this fraction of ``d`` x the largest squared
 (centred) value of its block may have lost digits to the running sums (after a jump in
 scale, say): such windows are recomputed exactly, two-pass."""
+
+_EXACT_SUM_MAX = 64
+"""``ts_sum``/``ts_mean`` add each window of up to this many dates on its own (faster than
+running sums there, and independent of where the history starts); longer windows use
+bottleneck's running sums."""
 
 _PROD_DIRECT_MAX = 400
 """``ts_product`` multiplies each window directly (O(d) per cell) up to this ``d``; above it
@@ -246,16 +254,30 @@ def returns(x: xr.DataArray, d: Number = 1) -> xr.DataArray:
     return _wrap(x, out)
 
 
+def _window_sums(a: np.ndarray, w: int) -> np.ndarray:
+    """Strict window sums: window by window up to ``_EXACT_SUM_MAX`` rows (each value a
+    function of its window alone, and faster there), running sums above."""
+    if w > a.shape[0] or a.size == 0:
+        return _nan_panel(a.shape)
+    if w <= _EXACT_SUM_MAX:
+        return window_sums(np.ascontiguousarray(a), w)
+    return bn.move_sum(a, w, min_count=w, axis=0)
+
+
 def ts_sum(x: xr.DataArray, d: Number) -> xr.DataArray:
-    """Sum over the strict window of ``d`` dates (today included)."""
+    """Sum over the strict window of ``d`` dates (today included), added oldest to newest
+    window by window for ``d <= 64`` (bit for bit the same whatever history precedes the
+    window), with running sums above."""
     w = _window(d, "ts_sum")
-    return _wrap(x, _move(bn.move_sum, _values(x, "ts_sum"), w))
+    return _wrap(x, _window_sums(_values(x, "ts_sum"), w))
 
 
 def ts_mean(x: xr.DataArray, d: Number) -> xr.DataArray:
-    """Mean over the strict window of ``d`` dates (today included)."""
+    """Mean over the strict window of ``d`` dates (today included): ``ts_sum(x, d) / d``."""
     w = _window(d, "ts_mean")
-    return _wrap(x, _move(bn.move_mean, _values(x, "ts_mean"), w))
+    out = _window_sums(_values(x, "ts_mean"), w)
+    out /= w
+    return _wrap(x, out)
 
 
 def _centre_block(a: np.ndarray, w: int) -> np.ndarray:

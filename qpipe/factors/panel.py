@@ -126,8 +126,8 @@ def compute(
 
     ``bars`` is a long frame (or :class:`MarketData` with its actions); the history before
     ``start`` that it holds is used as look-back (each factor reads only its own declared
-    look-back of it), and a look-back longer than the history gives NaN. The result has one
-    float64 variable per factor over dims ``(date, symbol)``.
+    look-back of it, rounded up to a power of two), and a look-back longer than the history
+    gives NaN. The result has one float64 variable per factor over dims ``(date, symbol)``.
 
     Factors run on ``workers`` threads (None: one per available core; the kernels release
     the GIL), so factor functions must not modify their inputs; results do not depend on
@@ -145,15 +145,19 @@ def compute(
     first = 0 if lo is None else int(inputs.close.indexes["date"].searchsorted(lo))
 
     def one(factor: Factor) -> xr.DataArray:
-        values = factor.fn(inputs.since(first - factor.lookback))
+        # History from a power of two at least the look-back: few distinct input slices.
+        history = 1 << max(0, factor.lookback - 1).bit_length() if factor.lookback else 0
+        values = factor.fn(inputs.since(first - history))
         return values.astype(np.float64, copy=False).sel(date=slice(lo, hi))
 
     n_workers = min(len(factors), workers or available_cores())
-    if n_workers <= 1:
-        results = [one(f) for f in factors]
-    else:
-        with ThreadPoolExecutor(n_workers, thread_name_prefix="qpipe-factor") as pool:
-            results = list(pool.map(one, factors))
+    # Panels of one computation share their grid: no silent alignment (and no alignment cost).
+    with xr.set_options(arithmetic_join="exact"):
+        if n_workers <= 1:
+            results = [one(f) for f in factors]
+        else:
+            with ThreadPoolExecutor(n_workers, thread_name_prefix="qpipe-factor") as pool:
+                results = list(pool.map(one, factors))
     return xr.Dataset({f.name: r for f, r in zip(factors, results, strict=True)})
 
 

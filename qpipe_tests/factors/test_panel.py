@@ -163,8 +163,9 @@ def test_threads_change_nothing_and_errors_surface():
 
 
 def test_each_factor_reads_only_its_own_lookback():
-    """With a start date, a factor gets the dates from ``start - lookback`` on, whatever
-    longer history the bars hold, and its values equal those of the full computation."""
+    """With a start date, a factor gets the dates from ``start - h`` on, ``h`` its look-back
+    rounded up to a power of two, whatever longer history the bars hold, and its values equal
+    those of the full computation."""
     market = random_market(n_dates=260, n_symbols=5)
     seen: dict[str, int] = {}
     spy = FactorLibrary()
@@ -177,7 +178,7 @@ def test_each_factor_reads_only_its_own_lookback():
         spy.register(f"f{lookback}", lookback=lookback, inputs=("close",))(fn)
     days = sorted(market.bars["date"].unique())
     part = compute(market, start=days[200], end=days[205], library=spy)
-    assert seen == {"f0": 60, "f3": 63, "f40": 100}
+    assert seen == {"f0": 60, "f3": 64, "f40": 124}  # rows 200-259 + 0, 4, 64 of history
     full = compute(market, library=spy)
     for name in spy.names():
         np.testing.assert_array_equal(part[name].values, full[name].sel(date=part.date).values)
