@@ -426,9 +426,9 @@ def _status_kib(key: str) -> int:
 def memory_child(symbols: int, sessions: int, quick: bool) -> None:
     """In a fresh process: the resident-set high-water mark of ``compute(market)`` above the
     resident set just before it (numba's allocations are invisible to tracemalloc)."""
-    market = synthetic_market(symbols, sessions)
     library = CLASSIC if quick else default_library()
-    compute(market, library=library, end=market.bars["date"].min())  # load compiled kernels
+    compute(synthetic_market(20, 300), library=library)  # load the compiled kernels
+    market = synthetic_market(symbols, sessions)
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM to the current resident set
@@ -448,7 +448,10 @@ def memory(args: argparse.Namespace, library: FactorLibrary, label: str) -> bool
     )
     cmd = [sys.executable, __file__, "--memory-child", "--symbols", str(args.symbols)]
     cmd += ["--sessions", str(args.sessions)] + (["--quick"] if args.quick else [])
-    child = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    # A fixed mmap threshold: freed panels go back to the system, so the resident set tracks
+    # live memory (glibc otherwise raises the threshold and keeps freed panels resident).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    child = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     figures = json.loads(child.stdout.strip().splitlines()[-1])
     peak, out_bytes = figures["peak"], figures["result"]
     working = peak - out_bytes

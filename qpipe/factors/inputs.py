@@ -38,20 +38,15 @@ class FactorInputs:
     returns: xr.DataArray
     dollar_volume: xr.DataArray
     sector: xr.DataArray
-    _adv: dict[int, xr.DataArray] = field(**_PRIVATE, default_factory=dict)
     _since: dict[int, FactorInputs] = field(**_PRIVATE, default_factory=dict)
     _lock: threading.Lock = field(**_PRIVATE, default_factory=threading.Lock)
 
     def adv(self, days: int) -> xr.DataArray:
         """Average daily dollar volume over the last ``days`` sessions (today included; NaN
-        until ``days`` values are available or if any is missing). Computed once per
-        ``days`` and shared: do not modify the result in place."""
+        until ``days`` values are available or if any is missing)."""
         from qpipe.factors.operators import ts_mean
 
-        with self._lock:
-            if days not in self._adv:
-                self._adv[days] = ts_mean(self.dollar_volume, days)
-            return self._adv[days]
+        return ts_mean(self.dollar_volume, days)
 
     def since(self, row: int) -> FactorInputs:
         """The inputs from date row ``row`` on (views, made once per ``row``); ``row <= 0``

@@ -32,6 +32,28 @@ def _pivot(
     return out
 
 
+def _action_steps(
+    actions: pd.DataFrame, dates: pd.DatetimeIndex, symbols: pd.Index
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The columns with actions up to the last of ``dates``, and per (date, such column) the
+    log price and log share multipliers ``sum(-log factor_e)`` and ``sum(log split_ratio_e)``
+    over ex-dates ``e <= date``."""
+    none = np.empty(0, np.intp), np.zeros((len(dates), 0)), np.zeros((len(dates), 0))
+    if len(actions) == 0 or len(dates) == 0:
+        return none
+    acts = actions.loc[actions["symbol"].isin(symbols) & (actions["date"] <= dates[-1])]
+    if len(acts) == 0:
+        return none
+    # Row of the first grid date on or after each ex-date.
+    rows = dates.searchsorted(acts["date"].to_numpy(), side="left")
+    columns, which = np.unique(symbols.get_indexer(acts["symbol"]), return_inverse=True)
+    step_price = np.zeros((len(dates), len(columns)))
+    step_shares = np.zeros_like(step_price)
+    np.add.at(step_price, (rows, which), -np.log(acts["factor"].to_numpy(dtype=np.float64)))
+    np.add.at(step_shares, (rows, which), np.log(acts["split_ratio"].to_numpy(dtype=np.float64)))
+    return columns, np.cumsum(step_price, axis=0), np.cumsum(step_shares, axis=0)
+
+
 def forward_multipliers(
     actions: pd.DataFrame, dates: pd.DatetimeIndex, symbols: pd.Index
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -43,19 +65,10 @@ def forward_multipliers(
     """
     price = np.ones((len(dates), len(symbols)))
     shares = np.ones((len(dates), len(symbols)))
-    if len(actions) == 0 or len(dates) == 0:
-        return price, shares
-    acts = actions.loc[actions["symbol"].isin(symbols) & (actions["date"] <= dates[-1])]
-    if len(acts) == 0:
-        return price, shares
-    # Row of the first grid date on or after each ex-date.
-    rows = dates.searchsorted(acts["date"].to_numpy(), side="left")
-    cols = symbols.get_indexer(acts["symbol"])
-    step_price = np.zeros_like(price)
-    step_shares = np.zeros_like(shares)
-    np.add.at(step_price, (rows, cols), -np.log(acts["factor"].to_numpy(dtype=np.float64)))
-    np.add.at(step_shares, (rows, cols), np.log(acts["split_ratio"].to_numpy(dtype=np.float64)))
-    return np.exp(np.cumsum(step_price, axis=0)), np.exp(np.cumsum(step_shares, axis=0))
+    columns, log_price, log_shares = _action_steps(actions, dates, symbols)
+    price[:, columns] = np.exp(log_price)
+    shares[:, columns] = np.exp(log_shares)
+    return price, shares
 
 
 def build_inputs(
@@ -74,31 +87,48 @@ def build_inputs(
     symbols = pd.Index(symbol_values, name="symbol")
     cells, shape = (date_codes, symbol_codes), (len(dates), len(symbols))
     actions = empty_frame(ACTION_COLUMNS) if actions is None else actions
-    price_mult, share_mult = forward_multipliers(actions, dates, symbols)
+    # Only the columns with actions are multiplied (in place): no dense multiplier panels.
+    columns, log_price, log_shares = _action_steps(actions, dates, symbols)
+    price_mult, share_mult = np.exp(log_price), np.exp(log_shares)
+
+    def adjusted(column: str) -> np.ndarray:
+        values = _pivot(bars, column, cells, shape)
+        values[:, columns] *= price_mult
+        return values
+
+    o, h, lo = adjusted("open"), adjusted("high"), adjusted("low")
+    raw_close = _pivot(bars, "close", cells, shape)
+    c = raw_close.copy()
+    c[:, columns] *= price_mult
+    volume = _pivot(bars, "volume", cells, shape)
+    dollar_volume = np.multiply(raw_close, volume, out=raw_close)
+    volume[:, columns] /= share_mult
+    if "vwap" in bars.columns and bars["vwap"].notna().any():
+        vwap = adjusted("vwap")
+    else:
+        vwap = np.add(h, lo)
+        vwap += c
+        vwap /= 3.0
+    returns = np.empty_like(c)
+    returns[0] = np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(c[1:], c[:-1], out=returns[1:])
+    returns[1:] -= 1.0
+    labels = np.array([(sectors or {}).get(s) or "" for s in symbols], dtype=object)
     coords = {"date": dates, "symbol": symbols}
 
     def panel(values: np.ndarray) -> xr.DataArray:
         return xr.DataArray(values, coords=coords, dims=("date", "symbol"))
 
-    raw = {c: _pivot(bars, c, cells, shape) for c in ("open", "high", "low", "close", "volume")}
-    o, h, lo, c = (raw[k] * price_mult for k in ("open", "high", "low", "close"))
-    if "vwap" in bars.columns and bars["vwap"].notna().any():
-        vwap = _pivot(bars, "vwap", cells, shape) * price_mult
-    else:
-        vwap = (h + lo + c) / 3.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        returns = np.full_like(c, np.nan)
-        returns[1:] = c[1:] / c[:-1] - 1.0
-    labels = np.array([(sectors or {}).get(s) or "" for s in symbols], dtype=object)
     return FactorInputs(
         open=panel(o),
         high=panel(h),
         low=panel(lo),
         close=panel(c),
-        volume=panel(raw["volume"] / share_mult),
+        volume=panel(volume),
         vwap=panel(vwap),
         returns=panel(returns),
-        dollar_volume=panel(raw["close"] * raw["volume"]),
+        dollar_volume=panel(dollar_volume),
         sector=xr.DataArray(labels, coords={"symbol": symbols}, dims=("symbol",)),
     )
 
