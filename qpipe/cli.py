@@ -163,10 +163,16 @@ def _console():
 
 
 def _execute(
-    ctx: click.Context, job_name: str, plan: Any, record: bool, run_config: dict | None = None
+    ctx: click.Context,
+    job_name: str,
+    plan: Any,
+    record: bool,
+    run_config: dict | None = None,
+    assets: list[str] | None = None,
 ) -> None:
-    """Run Dagster job ``job_name`` in process over the sessions of ``plan`` (one run), with a
-    progress display, then print what it materialised and what its checks found."""
+    """Run Dagster job ``job_name`` in process over the sessions of ``plan`` (one run; only
+    the named ``assets`` of it when given), with a progress display, then print what it
+    materialised and what its checks found."""
     import dagster
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -205,6 +211,7 @@ def _execute(
                 tags=partition_range_tags(plan.first, plan.last),
                 run_config=config,
                 raise_on_error=False,
+                asset_selection=[dagster.AssetKey(a) for a in assets] if assets else None,
             )
     if not result.success:
         raise click.ClickException(
@@ -218,7 +225,7 @@ def _execute(
             f"  {m[k].value:>5} {k}" for k in ("splits", "dividends", "factors") if k in m
         )
         console.print(
-            f"  {mat.asset_key.to_user_string():<10} {m['rows'].value:>9,} rows  "
+            f"  {mat.asset_key.to_user_string():<22} {m['rows'].value:>9,} rows  "
             f"{m['partitions'].value:>5} sessions  {m['symbols'].value:>5} symbols{extra}"
         )
     for ev in result.get_asset_check_evaluations():
@@ -293,6 +300,57 @@ def list_factors(ctx: click.Context) -> None:
 
 
 @cli.command()
+@click.option("--strategy", default=None, help="One strategy (default: every configured one).")
+@click.option("--start", default=None, help="First session (YYYY-MM-DD).")
+@click.option("--end", default=None, help="Last session (default: the last with factors).")
+@click.option("--refresh", is_flag=True, help="Recompute sessions already in the lake.")
+@click.option("--record", is_flag=True, help="Record the run in the Dagster instance.")
+@click.pass_context
+def signals(
+    ctx: click.Context,
+    strategy: str | None,
+    start: str | None,
+    end: str | None,
+    refresh: bool,
+    record: bool,
+) -> None:
+    """Compute the configured strategies' scores and target weights through Dagster for the
+    sessions with factors that have no signals yet (with --refresh: every one in range)."""
+    from qpipe.calendars import to_date
+    from qpipe.data.sync import plan_missing
+    from qpipe.strategies.signals import signals_table
+
+    project = _project(ctx)
+    configured = project.strategies
+    if not configured:
+        raise click.ClickException("no strategies configured: add some under `strategies:`")
+    if strategy is not None and strategy not in configured:
+        raise click.ClickException(
+            f"unknown strategy {strategy!r}; configured: {', '.join(configured)}"
+        )
+    chosen = [strategy] if strategy else list(configured)
+    lo = to_date(start) if start else None
+    hi = to_date(end) if end else None
+    lake = project.lake
+    with_factors = lake.dates("factors") if "factors" in lake.tables() else []
+    ready = [d for d in with_factors if (lo is None or d >= lo) and (hi is None or d <= hi)]
+    if not ready:
+        raise click.ClickException("no sessions with factors in range: run `qpipe factors` first")
+    tables = [signals_table(n) for n in chosen]
+    done_sets = [set(lake.dates(t)) if t in lake.tables() else set() for t in tables]
+    done = sorted(set.intersection(*done_sets)) if done_sets else []
+    plan = plan_missing(ready, done, refresh=refresh)
+    if not plan:
+        _console().print("Every session in range has its signals; nothing to compute.")
+        return
+    _console().print(
+        f"Computing the signals of {', '.join(chosen)} for {len(plan.sessions)} sessions "
+        f"{plan.first} .. {plan.last}"
+    )
+    _execute(ctx, "compute_signals", plan, record, assets=tables)
+
+
+@cli.command()
 @click.argument("query")
 @click.option("--max-rows", default=50, show_default=True, help="Rows to print at most.")
 @click.pass_context
@@ -317,9 +375,13 @@ def sql(ctx: click.Context, query: str, max_rows: int) -> None:
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """Run the main job on the configured (default: synthetic) data: sync the lake, compute
-    the factors, then summarise what the lake holds."""
+    the factors and the strategies' signals, then summarise what the lake holds."""
     _run_sync(ctx, None, None, False, False)
     ctx.invoke(factors)
+    if _project(ctx).strategies:
+        ctx.invoke(signals)
+    import pandas as pd
+
     from qpipe.data.query import connect
 
     project = _project(ctx)
@@ -334,12 +396,27 @@ def demo(ctx: click.Context) -> None:
     ).df()
     factor_sessions = con.execute("select count(distinct date) from factors").fetchall()[0][0]
     factor_columns = len(con.execute("describe factors").fetchall()) - 2
+    holdings = []
+    for name in project.strategies:
+        table = f"signals_{name}"
+        holdings.append(
+            con.execute(
+                f"with last as (select max(date) as d from {table} where not "
+                f"isnan(target_weight)) select '{name}' as strategy, d as last_rebalance, "
+                "count(*) filter "
+                "(where target_weight > 0) as holdings, round(sum(target_weight), 6) as "
+                f"invested from {table}, last where date = d group by d"
+            ).df()
+        )
     con.close()
     click.echo("\nThe lake now holds:")
     summary = frame.join(actions)
     summary["factors"] = factor_columns
     summary["factor_sessions"] = factor_sessions
     _print_frame(summary, 5)
+    if holdings:
+        click.echo("\nStrategies (target weights at the last rebalance):")
+        _print_frame(pd.concat(holdings, ignore_index=True), len(holdings))
     click.echo(
         '\nNext: qpipe sql "select date, symbol, mom_12_1 from factors order by date desc '
         'limit 5", qpipe factors list, or the Dagster UI: dagster dev -w workspace.yaml'

@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -18,6 +19,9 @@ from qpipe.data.lake import Lake
 from qpipe.data.source import DataSource
 from qpipe.data.universe import select_instruments
 from qpipe.settings import Settings, data_dir, load_settings
+
+if TYPE_CHECKING:
+    from qpipe.strategies.base import BaseStrategy
 
 EARLIEST_HISTORY = dt.date(1990, 1, 2)
 """How far back the calendar reaches before a source tells its own first session."""
@@ -98,6 +102,22 @@ class Project:
         if self.settings.data.source == "sample":
             return self.source.coverage()[1]
         return None
+
+    @cached_property
+    def factor_names(self) -> list[str]:
+        """The factors this configuration computes (the ``factors`` table's columns)."""
+        from qpipe.factors.factory import library_for, selected_names
+
+        return selected_names(self.settings.factors, library_for(self.settings.factors))
+
+    @cached_property
+    def strategies(self) -> dict[str, BaseStrategy]:
+        """The configured strategies, checked against the factors and the instruments."""
+        if not self.settings.strategies:
+            return {}  # no need to ask the source for its instruments
+        from qpipe.strategies.factory import build_strategies
+
+        return build_strategies(self.settings, self.factor_names, self.instruments)
 
     @property
     def sync_delay(self) -> dt.timedelta:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -126,11 +127,102 @@ class FactorsConfig(StrictModel):
     """Python modules to import; factors they register with ``@qpipe.factors.factor`` join in."""
 
 
-class StrategyConfig(StrictModel):
-    """One strategy: its kind and the parameters that kind takes."""
+Weight = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+"""A number (an int is fine; a string, a bool or NaN is not)."""
+Rebalance = Literal["daily", "weekly", "monthly"]
 
-    kind: Literal["linear", "rotation"]
-    params: dict[str, Any] = Field(default_factory=dict)
+
+class StrategyUniverse(StrictModel):
+    """What a strategy trades: ``symbols`` (in order), else every instrument of ``kinds``."""
+
+    kinds: list[Literal["stock", "etf"]] = Field(default_factory=lambda: ["stock"], min_length=1)
+    symbols: list[str] | None = Field(None, min_length=1)
+
+
+class StopLossConfig(StrictModel):
+    """Exit a position that falls ``stop`` (a fraction) below its entry (or its peak since
+    entry when ``trailing``)."""
+
+    stop: float = Field(gt=0, lt=1)
+    trailing: bool = False
+
+
+class CircuitBreakerConfig(StrictModel):
+    """Portfolio circuit breaker thresholds, fractions of NAV (None disables a trigger)."""
+
+    reduce_drawdown: float | None = Field(0.10, gt=0, lt=1)
+    reduce_to: float = Field(0.5, gt=0, lt=1)
+    halt_drawdown: float | None = Field(0.20, gt=0, lt=1)
+    max_daily_loss: float | None = Field(0.05, gt=0, lt=1)
+    recover_drawdown: float = Field(0.05, ge=0, lt=1)
+    cooldown_sessions: int = Field(5, ge=1)
+
+
+class RiskParams(StrictModel):
+    """Parameters shared by every strategy kind."""
+
+    rebalance: Rebalance = "monthly"
+    stop_loss: StopLossConfig | None = None
+    circuit_breaker: CircuitBreakerConfig | None = None
+
+
+class LinearParams(RiskParams):
+    """Multi-factor linear weighting (``kind: linear``)."""
+
+    factors: dict[str, Weight] = Field(min_length=1)
+    """Factor name -> signed weight."""
+    universe: StrategyUniverse = Field(default_factory=StrategyUniverse)
+    winsorize: float = Field(0.01, ge=0, le=0.5)
+    min_factors: int = Field(1, ge=1)
+    top_k: int | None = Field(None, ge=1)
+    top_quantile: float | None = Field(None, gt=0, le=1)
+    threshold: float | None = Field(None, ge=0)
+    """Keep only names whose combined z-score is at least this."""
+    hold_band: float = Field(0, ge=0)
+    """Extra ranks (with ``top_k``) or fraction of names (with ``top_quantile``) within which a
+    held name stays."""
+    weighting: Literal["equal", "score", "inverse_vol"] = "equal"
+    vol_window: int = Field(60, ge=2)
+    max_weight: float | None = Field(None, gt=0, le=1)
+    max_gross: float = Field(1.0, gt=0)
+    min_change: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> LinearParams:
+        if self.top_k is not None and self.top_quantile is not None:
+            raise ValueError("give top_k or top_quantile, not both")
+        if self.top_k is not None and self.hold_band != int(self.hold_band):
+            raise ValueError("hold_band with top_k is a number of ranks (an integer)")
+        return self
+
+
+class RotationParams(RiskParams):
+    """Momentum rotation over ETFs (``kind: rotation``)."""
+
+    symbols: list[str] = Field(min_length=1)
+    defensive: str | None = None
+    """Held in place of a selected ETF whose return is below ``min_return``; None: cash."""
+    lookback: int = Field(126, ge=1)
+    top_k: int = Field(3, ge=1)
+    min_return: float = 0.0
+
+
+class LinearStrategyConfig(StrictModel):
+    kind: Literal["linear"]
+    params: LinearParams
+
+
+class RotationStrategyConfig(StrictModel):
+    kind: Literal["rotation"]
+    params: RotationParams
+
+
+StrategyConfig = Annotated[
+    LinearStrategyConfig | RotationStrategyConfig, Field(discriminator="kind")
+]
+"""One strategy: its kind and the parameters that kind takes."""
+
+STRATEGY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class LiveConfig(StrictModel):
@@ -158,6 +250,17 @@ class Settings(StrictModel):
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
     live: LiveConfig = Field(default_factory=LiveConfig)
 
+    @field_validator("strategies")
+    @classmethod
+    def _strategy_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if not STRATEGY_NAME.match(name):
+                raise ValueError(
+                    f"strategy name {name!r} must be letters, digits and _ (not starting "
+                    "with a digit): it names a lake table and a Dagster asset"
+                )
+        return value
+
     @model_validator(mode="after")
     def _files_need_start(self) -> Settings:
         if self.data.source == "files" and self.calendar.start is None:
@@ -168,8 +271,14 @@ class Settings(StrictModel):
 def _format_error(source: str, exc: ValidationError) -> str:
     lines = [f"invalid configuration in {source}:"]
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = list(err["loc"])
+        if len(loc) > 2 and loc[0] == "strategies" and loc[2] in ("linear", "rotation"):
+            del loc[2]  # the discriminator's tag: the kind is already in the file
         msg = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            loc.append(err.get("ctx", {}).get("discriminator", "").strip("'") or "kind")
+            msg = f"must be one of {err['ctx']['expected_tags']}, got {err['ctx']['tag']!r}"
+        key = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"  {key}: {msg}")

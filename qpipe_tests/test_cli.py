@@ -192,3 +192,34 @@ def test_sync_then_factors_then_only(isolated_env, tmp_path):
     only = invoke(*args, "factors", "--only", "vol_20", "--start", "2024-03-01")
     assert only.exit_code == 0, only.output
     assert len(pd.read_parquet(lake)) == len(frame)
+
+
+def test_signals_after_factors_one_strategy_and_errors(isolated_env, tmp_path):
+    strategies = {
+        "rev": {"kind": "linear", "params": {"factors": {"reversal_1m": 1.0}, "top_k": 5,
+                                             "rebalance": "weekly"}},
+        "rot": {"kind": "rotation", "params": {"symbols": ["EMKT", "ETECH"], "lookback": 10,
+                                               "top_k": 1}},
+    }  # fmt: skip
+    cfg = write_config(
+        tmp_path / "s.yaml",
+        {**SMALL_CONFIG, "factors": {"names": ["reversal_1m"]}, "strategies": strategies},
+    )
+    args = ["--config", str(cfg)]
+    early = CliRunner().invoke(cli, [*args, "signals"])
+    assert early.exit_code != 0 and "run `qpipe factors` first" in early.output
+    assert invoke(*args, "sync", "--start", "2024-01-02", "--end", "2024-03-28").exit_code == 0
+    assert invoke(*args, "factors").exit_code == 0
+    unknown = CliRunner().invoke(cli, [*args, "signals", "--strategy", "nope"])
+    assert unknown.exit_code != 0
+    assert "unknown strategy 'nope'; configured: rev, rot" in unknown.output
+    one = invoke(*args, "signals", "--strategy", "rot")
+    assert one.exit_code == 0, one.output
+    assert "Computing the signals of rot for 61 sessions 2024-01-02 .. 2024-03-28" in one.output
+    assert not (isolated_env / "lake" / "signals_rev").exists()
+    both = invoke(*args, "signals")
+    assert both.exit_code == 0, both.output
+    assert "signals_rev" in both.output and "no_lookahead" in both.output
+    frame = pd.read_parquet(isolated_env / "lake" / "signals_rev")
+    assert set(frame.columns) >= {"symbol", "strategy", "score", "target_weight"}
+    assert "nothing to compute" in invoke(*args, "signals").output

@@ -16,8 +16,12 @@ def test_packaged_default_is_valid_and_complete():
 
 
 def test_default_file_matches_model_defaults():
-    # The YAML documents the defaults: it must say the same as the models.
-    assert load_settings(DEFAULT_CONFIG) == parse_settings({})
+    # The YAML documents the defaults: it must say the same as the models, and it ships
+    # example strategies (a file of its own has none unless it declares them).
+    default = load_settings(DEFAULT_CONFIG)
+    assert set(default.strategies) == {"multi_factor", "etf_rotation"}
+    assert parse_settings({}).strategies == {}
+    assert default.model_copy(update={"strategies": {}}) == parse_settings({})
 
 
 def test_env_var_selects_the_file(tmp_path, monkeypatch):
@@ -42,7 +46,7 @@ def test_partial_file_keeps_other_defaults():
         ({"calendar": {"start": "yesterday"}}, "calendar.start: Input should be a valid date"),
         ({"live": {"port": 70000}}, "live.port: Input should be less than or equal to 65535"),
         ({"data": {"source": "files"}}, "source 'files' needs a 'files' section"),
-        ({"strategies": {"s": {"kind": "magic"}}}, "strategies.s.kind: Input should be"),
+        ({"strategies": {"s": {"kind": "magic"}}}, "strategies.s.kind: must be one of 'linear'"),
     ],
 )
 def test_bad_values_name_the_key(raw, expected):

@@ -29,7 +29,8 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
     columns and types while they have no data. Each table with data also gets a table macro
     ``<table>_on(day)`` for one session's cross-section:
     ``select * from bars_on('2024-03-28')``. The view ``adjusted_bars`` derives adjusted prices
-    from ``bars`` and ``corporate_actions``.
+    from ``bars`` and ``corporate_actions``; the view ``signals`` is every strategy's
+    ``signals_<strategy>`` table together (they carry a ``strategy`` column).
     """
     lake = Lake(lake_root)
     con = duckdb.connect(":memory:", config={"temp_directory": ""})
@@ -65,6 +66,10 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
             )
             con.execute(f"CREATE VIEW {_ident(table)} AS SELECT {columns} WHERE false")
     con.execute(ADJUSTED_BARS_VIEW)
+    strategies = sorted(t for t in present if t.startswith("signals_"))
+    if strategies and "signals" not in present:
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {_ident(t)}" for t in strategies)
+        con.execute(f"CREATE VIEW signals AS {union}")
     return con
 
 

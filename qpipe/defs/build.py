@@ -10,6 +10,8 @@ from qpipe.defs.io_managers import LakeIOManager
 from qpipe.defs.market.assets import build_market_assets
 from qpipe.defs.market.schedules import build_nightly_sync, build_sync_job
 from qpipe.defs.resources import ProjectResource
+from qpipe.defs.signals.assets import build_signal_assets
+from qpipe.defs.signals.sensors import build_signals_after_factors, build_signals_job
 from qpipe.project import Project
 
 
@@ -18,13 +20,20 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
     directory so runs, schedules and the UI all read and write the same lake."""
     market = build_market_assets(project)
     factors = build_factor_assets(project)
+    signals = build_signal_assets(project)
     sync_job = build_sync_job(market)
     factors_job = build_factors_job(factors)
+    jobs = [sync_job, factors_job]
+    sensors = [build_factors_after_sync(sync_job, factors_job)]
+    if signals:
+        signals_job = build_signals_job(signals)
+        jobs.append(signals_job)
+        sensors.append(build_signals_after_factors(factors_job, signals_job))
     return Definitions(
-        assets=[market, factors],
-        jobs=[sync_job, factors_job],
+        assets=[market, factors, *signals],
+        jobs=jobs,
         schedules=[build_nightly_sync(project, sync_job)],
-        sensors=[build_factors_after_sync(sync_job, factors_job)],
+        sensors=sensors,
         resources={
             "qpipe": ProjectResource(config_path=config_path, data_dir=str(project.root)),
             "lake_io_manager": LakeIOManager(data_dir=str(project.root)),

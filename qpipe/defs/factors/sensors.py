@@ -3,19 +3,9 @@ sessions."""
 
 from typing import TYPE_CHECKING
 
-from dagster import (
-    AssetsDefinition,
-    DagsterRunStatus,
-    DefaultSensorStatus,
-    RunRequest,
-    RunStatusSensorContext,
-    SensorDefinition,
-    SkipReason,
-    define_asset_job,
-    run_status_sensor,
-)
+from dagster import AssetsDefinition, SensorDefinition, define_asset_job
 
-from qpipe.defs.market.schedules import RANGE_END_TAG, RANGE_START_TAG
+from qpipe.defs.follow import follow_sensor
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -36,26 +26,9 @@ def build_factors_after_sync(
     sync_job: "UnresolvedAssetJobDefinition", factors_job: "UnresolvedAssetJobDefinition"
 ) -> SensorDefinition:
     """When a sync run succeeds, compute the factors of the sessions it synced."""
-
-    @run_status_sensor(
-        name="factors_after_sync",
-        run_status=DagsterRunStatus.SUCCESS,
-        monitored_jobs=[sync_job],
-        request_job=factors_job,
-        default_status=DefaultSensorStatus.STOPPED,
-        description="Compute factors for the sessions of every successful sync run.",
+    return follow_sensor(
+        "factors_after_sync",
+        sync_job,
+        factors_job,
+        "Compute factors for the sessions of every successful sync run.",
     )
-    def factors_after_sync(context: RunStatusSensorContext):
-        tags = context.dagster_run.tags
-        if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
-            first, last = tags[RANGE_START_TAG], tags[RANGE_END_TAG]
-        elif "dagster/partition" in tags:
-            first = last = tags["dagster/partition"]
-        else:
-            return SkipReason("the sync run names no sessions")
-        return RunRequest(
-            run_key=f"factors-{context.dagster_run.run_id}",
-            tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
-        )
-
-    return factors_after_sync

@@ -1,0 +1,1 @@
+"""Strategies: scores, rebalance schedules, portfolio construction and risk rules."""
