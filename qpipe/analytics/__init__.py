@@ -1,0 +1,1 @@
+"""Analytics: performance metrics, factor EDA, charts and reports."""

@@ -1,0 +1,1 @@
+"""Backtests: the event-driven matching engine, its costs and its results."""

@@ -1,0 +1,43 @@
+"""How a backtest fills and charges: fill mode, commission, slippage, volume cap, lot size."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FillMode = Literal["next_open", "next_close", "close"]
+
+
+class BacktestConfig(BaseModel):
+    """Engine settings (see ``DESIGN.md`` section 4).
+
+    - ``fill``: ``next_open`` (default; a decision at the close of ``t`` fills at the open of
+      ``t + 1``), ``next_close`` (the close of ``t + 1``) or ``close`` (the close of ``t``
+      itself: a market-on-close order sent minutes before the close).
+    - ``commission_bps``: fee rate on traded notional, in basis points (10 = 0.1%), paid from
+      cash on top of the notional; ``min_commission``: the least fee of an order (currency).
+    - ``slippage_bps``: the fill price moves this much against the trader.
+    - ``participation``: at most this fraction of the fill bar's volume per order (None: no
+      cap); the rest is reported unfilled.
+    - ``lot_size``: whole lots of this many shares (None: fractional shares).
+    - ``initial_cash``: the starting portfolio, all cash.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fill: FillMode = "next_open"
+    commission_bps: float = Field(0.0, ge=0)
+    min_commission: float = Field(0.0, ge=0)
+    slippage_bps: float = Field(0.0, ge=0)
+    participation: float | None = Field(None, gt=0, le=1)
+    lot_size: float | None = Field(None, gt=0)
+    initial_cash: float = Field(1_000_000.0, gt=0)
+
+    @property
+    def commission_rate(self) -> float:
+        return self.commission_bps / 1e4
+
+    @property
+    def slippage_rate(self) -> float:
+        return self.slippage_bps / 1e4

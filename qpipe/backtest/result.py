@@ -1,0 +1,111 @@
+"""What a backtest returns: equity, positions, fills, daily accounts and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from qpipe.analytics.metrics import performance_metrics
+
+FILL_COLUMNS = ["date", "symbol", "side", "quantity", "price", "fee", "reason"]
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """A backtest's outputs.
+
+    - ``equity``: end-of-day net asset value (cash + positions at the close), by date.
+    - ``positions``: shares held at the end of each day (dates x symbols; 0 = none).
+    - ``fills``: one row per fill: date, symbol, side (buy/sell), quantity (> 0), price (after
+      slippage), fee, reason (rebalance, stop_loss, circuit_breaker, delisting).
+    - ``daily``: cash, gross and net exposure (fractions of NAV), turnover (traded notional /
+      NAV), fees, slippage (cost against the quoted price), costs (fees + slippage),
+      dividends received, buy shortfall (notional the cash could not pay for), unfilled
+      notional (participation cap), and the circuit breaker's mode when there is one.
+    - ``risk_events``: date, symbol, rule, reason of every stop and breaker transition.
+    - ``metrics``: see :func:`qpipe.analytics.metrics.performance_metrics`.
+    """
+
+    equity: pd.Series
+    positions: pd.DataFrame
+    fills: pd.DataFrame
+    daily: pd.DataFrame
+    risk_events: pd.DataFrame
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        dates: pd.DatetimeIndex,
+        symbols: pd.Index,
+        nav: np.ndarray,
+        cash: np.ndarray,
+        positions: np.ndarray,
+        closes: np.ndarray,
+        daily: dict[str, np.ndarray],
+        ledger: Any,
+        reasons: tuple[str, ...],
+        config: Any,
+        benchmark: pd.Series | None,
+        breaker_mode: np.ndarray | None,
+    ) -> BacktestResult:
+        dates = pd.DatetimeIndex(dates, name="date")
+        equity = pd.Series(nav, index=dates, name="equity")
+        marks = pd.DataFrame(closes, index=dates, columns=symbols).ffill().to_numpy()
+        value = np.where(positions != 0, positions * marks, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frame = pd.DataFrame(
+                {
+                    "cash": cash,
+                    "nav": nav,
+                    "gross_exposure": np.abs(value).sum(axis=1) / nav,
+                    "net_exposure": value.sum(axis=1) / nav,
+                    "turnover": daily["traded"] / nav,
+                    "fees": daily["fees"],
+                    "slippage": daily["slippage"],
+                    "costs": daily["fees"] + daily["slippage"],
+                    "dividends": daily["dividends"],
+                    "shortfall": daily["shortfall"],
+                    "unfilled": daily["unfilled"],
+                },
+                index=dates,
+            )
+        if breaker_mode is not None:
+            frame["breaker"] = breaker_mode
+        if ledger.fill_day:
+            day = np.concatenate(ledger.fill_day)
+            signed = np.concatenate(ledger.fill_qty)
+            fills = pd.DataFrame(
+                {
+                    "date": dates[day],
+                    "symbol": pd.Categorical.from_codes(
+                        np.concatenate(ledger.fill_symbol), categories=pd.Index(symbols)
+                    ),
+                    "side": pd.Categorical.from_codes(
+                        (signed > 0).astype(np.int8), categories=["sell", "buy"]
+                    ),
+                    "quantity": np.abs(signed),
+                    "price": np.concatenate(ledger.fill_price),
+                    "fee": np.concatenate(ledger.fill_fee),
+                    "reason": pd.Categorical.from_codes(
+                        np.concatenate(ledger.fill_reason), categories=list(reasons)
+                    ),
+                }
+            )
+        else:
+            fills = pd.DataFrame({c: [] for c in FILL_COLUMNS})
+        events = pd.DataFrame(ledger.risk_events, columns=["date", "symbol", "rule", "reason"])
+        result = cls(
+            equity=equity,
+            positions=pd.DataFrame(positions, index=dates, columns=symbols),
+            fills=fills,
+            daily=frame,
+            risk_events=events,
+        )
+        metrics = performance_metrics(equity, frame, benchmark)
+        object.__setattr__(result, "metrics", metrics)
+        return result
