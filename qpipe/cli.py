@@ -208,7 +208,7 @@ def _execute(
         with listening(on_progress):
             result = job.execute_in_process(
                 instance=instance,
-                tags=partition_range_tags(plan.first, plan.last),
+                tags=partition_range_tags(plan.first, plan.last) if plan is not None else None,
                 run_config=config,
                 raise_on_error=False,
                 asset_selection=[dagster.AssetKey(a) for a in assets] if assets else None,
@@ -221,6 +221,8 @@ def _execute(
     firsts = {m.asset_key: m for m in reversed(result.get_asset_materialization_events())}
     for mat in sorted(firsts.values(), key=lambda m: m.asset_key.to_user_string()):
         m = mat.materialization.metadata
+        if "rows" not in m:
+            continue
         extra = "".join(
             f"  {m[k].value:>5} {k}" for k in ("splits", "dividends", "factors") if k in m
         )
@@ -321,14 +323,7 @@ def signals(
     from qpipe.strategies.signals import signals_table
 
     project = _project(ctx)
-    configured = project.strategies
-    if not configured:
-        raise click.ClickException("no strategies configured: add some under `strategies:`")
-    if strategy is not None and strategy not in configured:
-        raise click.ClickException(
-            f"unknown strategy {strategy!r}; configured: {', '.join(configured)}"
-        )
-    chosen = [strategy] if strategy else list(configured)
+    chosen = _chosen_strategies(project, strategy)
     lo = to_date(start) if start else None
     hi = to_date(end) if end else None
     lake = project.lake
@@ -348,6 +343,51 @@ def signals(
         f"{plan.first} .. {plan.last}"
     )
     _execute(ctx, "compute_signals", plan, record, assets=tables)
+
+
+@cli.command()
+@click.option("--strategy", default=None, help="One strategy (default: every configured one).")
+@click.option("--record", is_flag=True, help="Record the run in the Dagster instance.")
+@click.pass_context
+def backtest(ctx: click.Context, strategy: str | None, record: bool) -> None:
+    """Backtest the configured strategies over their signals (through Dagster, in process)
+    and print their metrics side by side."""
+    project = _project(ctx)
+    chosen = _chosen_strategies(project, strategy)
+    lake = project.lake
+    missing = [n for n in chosen if f"signals_{n}" not in lake.tables()]
+    if missing:
+        raise click.ClickException(
+            f"no signals for {', '.join(missing)}: run `qpipe signals` first"
+        )
+    _console().print(f"Backtesting {', '.join(chosen)}")
+    _execute(ctx, "run_backtests", None, record, assets=[f"backtest_{n}" for n in chosen])
+    _print_metrics(project, chosen)
+
+
+def _chosen_strategies(project: Any, strategy: str | None) -> list[str]:
+    configured = project.strategies
+    if not configured:
+        raise click.ClickException("no strategies configured: add some under `strategies:`")
+    if strategy is not None and strategy not in configured:
+        raise click.ClickException(
+            f"unknown strategy {strategy!r}; configured: {', '.join(configured)}"
+        )
+    return [strategy] if strategy else list(configured)
+
+
+def _print_metrics(project: Any, names: list[str]) -> None:
+    import pandas as pd
+
+    from qpipe.backtest.store import load_output
+
+    table = pd.concat(
+        [load_output(project.lake.root, n, "metrics").set_index("metric")["value"].rename(n)
+         for n in names],
+        axis=1,
+    )  # fmt: skip
+    click.echo("")
+    _print_frame(table.round(4).reset_index(), len(table))
 
 
 @cli.command()
@@ -375,11 +415,12 @@ def sql(ctx: click.Context, query: str, max_rows: int) -> None:
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """Run the main job on the configured (default: synthetic) data: sync the lake, compute
-    the factors and the strategies' signals, then summarise what the lake holds."""
+    the factors and the strategies' signals, backtest them, then summarise the lake."""
     _run_sync(ctx, None, None, False, False)
     ctx.invoke(factors)
     if _project(ctx).strategies:
         ctx.invoke(signals)
+        ctx.invoke(backtest)
     import pandas as pd
 
     from qpipe.data.query import connect

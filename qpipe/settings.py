@@ -225,6 +225,21 @@ StrategyConfig = Annotated[
 STRATEGY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class BacktestSettings(StrictModel):
+    """How backtests fill and charge (``qpipe.backtest.config.BacktestConfig``) and what they
+    are compared with: ``benchmark`` is a symbol (its total return) or ``equal_weight`` (the
+    strategy's universe, equally weighted, rebalanced daily)."""
+
+    fill: Literal["next_open", "next_close", "close"] = "next_open"
+    commission_bps: float = Field(10.0, ge=0)
+    min_commission: float = Field(0.0, ge=0)
+    slippage_bps: float = Field(5.0, ge=0)
+    participation: float | None = Field(None, gt=0, le=1)
+    lot_size: float | None = Field(None, gt=0)
+    initial_cash: float = Field(1_000_000.0, gt=0)
+    benchmark: str = "equal_weight"
+
+
 class LiveConfig(StrictModel):
     """Live trading at the close. Safe by default: paper broker, dry run, no live ports."""
 
@@ -248,6 +263,7 @@ class Settings(StrictModel):
     data: DataConfig = Field(default_factory=DataConfig)
     factors: FactorsConfig = Field(default_factory=FactorsConfig)
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
+    backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     live: LiveConfig = Field(default_factory=LiveConfig)
 
     @field_validator("strategies")

@@ -30,7 +30,8 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
     ``<table>_on(day)`` for one session's cross-section:
     ``select * from bars_on('2024-03-28')``. The view ``adjusted_bars`` derives adjusted prices
     from ``bars`` and ``corporate_actions``; the view ``signals`` is every strategy's
-    ``signals_<strategy>`` table together (they carry a ``strategy`` column).
+    ``signals_<strategy>`` table together (they carry a ``strategy`` column), and
+    ``backtest_daily``/``_positions``/``_fills``/``_metrics`` every saved backtest.
     """
     lake = Lake(lake_root)
     con = duckdb.connect(":memory:", config={"temp_directory": ""})
@@ -66,6 +67,15 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
             )
             con.execute(f"CREATE VIEW {_ident(table)} AS SELECT {columns} WHERE false")
     con.execute(ADJUSTED_BARS_VIEW)
+    backtests = Path(lake_root) / "backtests"
+    for output in ("daily", "positions", "fills", "metrics"):
+        files = sorted(backtests.glob(f"*/{output}.parquet")) if backtests.is_dir() else []
+        if files:
+            listed = ", ".join(_quote(str(f)) for f in files)
+            con.execute(
+                f"CREATE VIEW backtest_{output} AS SELECT * FROM read_parquet([{listed}], "
+                "union_by_name = true)"
+            )
     strategies = sorted(t for t in present if t.startswith("signals_"))
     if strategies and "signals" not in present:
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {_ident(t)}" for t in strategies)

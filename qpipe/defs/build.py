@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, define_asset_job
 
+from qpipe.defs.backtests.assets import build_backtest_assets
 from qpipe.defs.factors.assets import build_factor_assets
 from qpipe.defs.factors.sensors import build_factors_after_sync, build_factors_job
 from qpipe.defs.io_managers import LakeIOManager
@@ -21,6 +22,7 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
     market = build_market_assets(project)
     factors = build_factor_assets(project)
     signals = build_signal_assets(project)
+    backtests = build_backtest_assets(project)
     sync_job = build_sync_job(market)
     factors_job = build_factors_job(factors)
     jobs = [sync_job, factors_job]
@@ -29,8 +31,15 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
         signals_job = build_signals_job(signals)
         jobs.append(signals_job)
         sensors.append(build_signals_after_factors(factors_job, signals_job))
+        jobs.append(
+            define_asset_job(
+                "run_backtests",
+                selection=[a.key for a in backtests],
+                description="Backtest every configured strategy over its signals.",
+            )
+        )
     return Definitions(
-        assets=[market, factors, *signals],
+        assets=[market, factors, *signals, *backtests],
         jobs=jobs,
         schedules=[build_nightly_sync(project, sync_job)],
         sensors=sensors,

@@ -1,0 +1,63 @@
+"""A configured strategy's backtest from lake frames: bars (with corporate actions), its
+signal rows and the backtest settings, with its benchmark."""
+
+from __future__ import annotations
+
+import bottleneck as bn
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from qpipe.backtest.config import BacktestConfig
+from qpipe.backtest.engine import BacktestEngine
+from qpipe.backtest.inputs import bars_dataset, total_return_index, weights_panel
+from qpipe.backtest.result import BacktestResult
+from qpipe.data.schema import MarketData
+from qpipe.settings import BacktestSettings
+from qpipe.strategies.base import BaseStrategy
+
+EQUAL_WEIGHT = "equal_weight"
+
+
+def engine_config(settings: BacktestSettings) -> BacktestConfig:
+    return BacktestConfig(**settings.model_dump(exclude={"benchmark"}))
+
+
+def benchmark_series(bars: xr.Dataset, spec: str, universe: list[str]) -> pd.Series:
+    """The benchmark's value by date: a symbol's total-return index, or the equally weighted
+    (daily rebalanced) total return of ``universe``."""
+    index = total_return_index(bars)
+    if spec != EQUAL_WEIGHT:
+        if spec not in bars.indexes["symbol"]:
+            raise ValueError(f"backtest.benchmark: no bars for {spec!r}")
+        return index.sel(symbol=spec).to_pandas().rename(spec)
+    members = [s for s in universe if s in bars.indexes["symbol"]]
+    growth = (index.sel(symbol=members) / index.sel(symbol=members).shift(date=1)).values
+    mean = bn.nanmean(np.where(np.isfinite(growth), growth, np.nan), axis=1)
+    mean = np.where(np.isnan(mean), 1.0, mean)
+    return pd.Series(np.cumprod(mean), index=bars.indexes["date"], name=EQUAL_WEIGHT)
+
+
+def run_backtest(
+    strategy: BaseStrategy,
+    market: MarketData,
+    signals: pd.DataFrame,
+    settings: BacktestSettings,
+    instruments: pd.DataFrame,
+) -> BacktestResult:
+    """Trade the strategy's target weights on the raw bars from its first signal session on,
+    with its stop loss and circuit breaker, against the configured benchmark."""
+    if signals.empty:
+        raise ValueError(f"strategy {strategy.name!r} has no signals: run `qpipe signals`")
+    first = signals["date"].min()
+    cut = MarketData(market.bars.loc[market.bars["date"] >= first], market.actions)
+    bars = bars_dataset(cut)
+    weights = weights_panel(signals).reindex(symbol=bars.indexes["symbol"])
+    benchmark = benchmark_series(bars, settings.benchmark, strategy.universe.select(instruments))
+    return BacktestEngine(engine_config(settings)).run(
+        bars,
+        weights,
+        stop_loss=strategy.stop_loss,
+        circuit_breaker=strategy.circuit_breaker,
+        benchmark=benchmark,
+    )

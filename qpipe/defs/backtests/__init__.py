@@ -1,0 +1,1 @@
+"""Backtests domain: one ``backtest_<strategy>`` asset per strategy and the job."""
