@@ -223,3 +223,23 @@ def test_signals_after_factors_one_strategy_and_errors(isolated_env, tmp_path):
     frame = pd.read_parquet(isolated_env / "lake" / "signals_rev")
     assert set(frame.columns) >= {"symbol", "strategy", "score", "target_weight"}
     assert "nothing to compute" in invoke(*args, "signals").output
+
+
+def test_backtest_needs_signals_then_prints_metrics(isolated_env, tmp_path):
+    strategies = {
+        "rot": {"kind": "rotation", "params": {"symbols": ["EMKT", "ETECH"], "lookback": 10,
+                                               "top_k": 1}},
+    }  # fmt: skip
+    cfg = write_config(
+        tmp_path / "b.yaml",
+        {**SMALL_CONFIG, "factors": {"names": ["reversal_1m"]}, "strategies": strategies},
+    )
+    args = ["--config", str(cfg)]
+    early = CliRunner().invoke(cli, [*args, "backtest"])
+    assert early.exit_code != 0 and "run `qpipe signals` first" in early.output
+    assert invoke(*args, "sync", "--start", "2024-01-02", "--end", "2024-03-28").exit_code == 0
+    assert invoke(*args, "factors").exit_code == 0
+    assert invoke(*args, "signals").exit_code == 0
+    out = invoke(*args, "backtest")
+    assert out.exit_code == 0, out.output
+    assert "sharpe" in out.output and "max_drawdown" in out.output and "rot" in out.output

@@ -369,6 +369,13 @@ def assert_agrees(bars: xr.Dataset, target: xr.DataArray, cfg: BacktestConfig) -
         ]
     )
     want = _sorted_fills(ref.fills)
+    # The cash a scaled buy leaves is zero only up to rounding (the engine's iteration leaves a
+    # few 1e-7 of positive cash, the reference's closed form a few 1e-11 either way), and the
+    # next buy may spend that dust: fills whose notional is within the tolerance of the
+    # portfolio's value are rounding, not trades.
+    dust = RTOL * float(np.max(np.abs(ref.equity)))
+    got = [g for g in got if g[3] * g[4] > dust]
+    want = [w for w in want if w[3] * w[4] > dust]
     keys_got = [(g[0], g[1], g[2], g[6]) for g in got]
     keys_want = [(w[0], w[1], w[2], w[6]) for w in want]
     assert keys_got == keys_want, f"fills differ:\n got  {keys_got}\n want {keys_want}"

@@ -130,3 +130,35 @@ def test_no_strategies_no_signal_assets(small_project, small_config):
     defs = build_definitions(small_project, str(small_config))
     assert not any(a.key.to_user_string().startswith("signals_") for a in defs.assets)
     assert "compute_signals" not in {j.name for j in defs.jobs}
+
+
+def test_backtest_assets_save_results_and_metrics(signal_project):
+    from qpipe.backtest.store import load_output
+    from qpipe.data.query import connect
+
+    project, cfg = signal_project
+    with DagsterInstance.ephemeral() as instance:
+        assert run(project, cfg, "sync_market_data", "2024-01-02", "2024-04-30", instance).success
+        assert run(project, cfg, "compute_factors", "2024-01-02", "2024-04-30", instance).success
+        assert run(project, cfg, "compute_signals", "2024-02-01", "2024-04-30", instance).success
+        defs = build_definitions(project, str(cfg))
+        result = defs.resolve_job_def("run_backtests").execute_in_process(instance=instance)
+        assert result.success
+        metadata = {
+            m.asset_key.to_user_string(): m.materialization.metadata
+            for m in result.get_asset_materialization_events()
+        }
+    assert set(metadata) == {"backtest_value_mix", "backtest_rotate"}
+    assert metadata["backtest_rotate"]["first_session"].value == "2024-02-01"
+    daily = load_output(project.lake.root, "value_mix", "daily")
+    assert daily["date"].min() == pd.Timestamp("2024-02-01")
+    assert daily["date"].max() == pd.Timestamp("2024-04-30")
+    total = daily["nav"].iloc[-1] / daily["nav"].iloc[0] - 1
+    assert metadata["backtest_value_mix"]["total_return"].value == pytest.approx(total)
+    fills = load_output(project.lake.root, "value_mix", "fills")
+    assert fills["date"].min() > pd.Timestamp("2024-02-01")  # next_open after the first decision
+    assert set(fills["reason"]) <= {"rebalance", "stop_loss", "circuit_breaker", "delisting"}
+    con = connect(project.lake.root)
+    n = con.execute("select count(distinct strategy) from backtest_metrics").fetchone()[0]
+    assert n == 2
+    con.close()

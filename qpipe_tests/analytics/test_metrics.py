@@ -1,0 +1,86 @@
+"""Performance metrics on hand-computed equity curves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qpipe.analytics.metrics import (
+    max_drawdown_duration,
+    monthly_returns,
+    performance_metrics,
+    relative_metrics,
+    yearly_returns,
+)
+
+
+def curve(values: list[float], start: str = "2024-01-01") -> pd.Series:
+    return pd.Series(values, index=pd.bdate_range(start, periods=len(values)), dtype=float)
+
+
+def test_hand_computed_curve():
+    eq = curve([100, 110, 99, 108.9, 120])
+    r = np.array([0.10, -0.10, 0.10, 120 / 108.9 - 1])
+    m = performance_metrics(eq)
+    assert m["total_return"] == pytest.approx(0.20)
+    assert m["cagr"] == pytest.approx(1.2 ** (252 / 4) - 1)
+    assert m["volatility"] == pytest.approx(r.std(ddof=1) * np.sqrt(252))
+    assert m["sharpe"] == pytest.approx(r.mean() / r.std(ddof=1) * np.sqrt(252))
+    downside = np.sqrt(np.mean(np.minimum(r, 0) ** 2))  # only the -10%: sqrt(0.01 / 4) = 0.05
+    assert downside == pytest.approx(0.05)
+    assert m["sortino"] == pytest.approx(r.mean() / 0.05 * np.sqrt(252))
+    assert m["max_drawdown"] == pytest.approx(0.10)  # 110 -> 99
+    assert m["max_drawdown_duration"] == 2  # 99 and 108.9 are below the 110 peak
+    assert m["calmar"] == pytest.approx(m["cagr"] / 0.10)
+    assert m["hit_rate"] == pytest.approx(0.75)
+
+
+def test_drawdown_duration_runs_to_the_end_when_not_recovered():
+    assert max_drawdown_duration(curve([1, 2, 1.5, 1.8, 2.5, 2.4, 2.3, 2.2])) == 3
+    assert max_drawdown_duration(curve([1, 2, 3])) == 0
+
+
+def test_turnover_and_costs_from_daily():
+    eq = curve([100, 101, 102])
+    daily = pd.DataFrame({"turnover": [1.0, 0.1, 0.1], "costs": [0.5, 0.1, 0.1]}, index=eq.index)
+    m = performance_metrics(eq, daily)
+    assert m["avg_turnover"] == pytest.approx(0.4)
+    assert m["annual_turnover"] == pytest.approx(0.4 * 252)
+    assert m["total_costs"] == pytest.approx(0.7)
+
+
+def test_relative_metrics_against_an_ols_reference():
+    rng = np.random.default_rng(1)
+    b = rng.normal(0.0004, 0.01, 300)
+    r = 0.0002 + 1.5 * b + rng.normal(0, 0.002, 300)
+    bench = curve(list(100 * np.cumprod(np.r_[1.0, 1 + b])))
+    returns = pd.Series(r, index=bench.index[1:])
+    got = relative_metrics(returns, bench)
+    slope, intercept = np.polyfit(b, r, 1)
+    assert got["beta"] == pytest.approx(slope, rel=1e-9)
+    assert got["alpha"] == pytest.approx(intercept * 252, rel=1e-9)
+    active = r - b
+    assert got["tracking_error"] == pytest.approx(active.std(ddof=1) * np.sqrt(252))
+    assert got["information_ratio"] == pytest.approx(
+        active.mean() * 252 / (active.std(ddof=1) * np.sqrt(252))
+    )
+
+
+def test_constant_curve_has_undefined_ratios():
+    m = performance_metrics(curve([5, 5, 5, 5]))
+    assert m["total_return"] == 0 and m["max_drawdown"] == 0
+    assert np.isnan(m["sharpe"]) and np.isnan(m["sortino"]) and np.isnan(m["calmar"])
+    assert np.isnan(m["hit_rate"])
+
+
+def test_monthly_and_yearly_tables():
+    idx = pd.to_datetime(["2023-12-28", "2023-12-29", "2024-01-31", "2024-02-29", "2024-03-01"])
+    eq = pd.Series([100.0, 102.0, 96.9, 106.59, 100.0], index=idx)
+    table = monthly_returns(eq)
+    assert table.loc[2023, 12] == pytest.approx(0.02)  # from the first NAV
+    assert table.loc[2024, 1] == pytest.approx(96.9 / 102 - 1)
+    assert table.loc[2024, 2] == pytest.approx(0.10)
+    assert table.loc[2024, 3] == pytest.approx(100 / 106.59 - 1)
+    years = yearly_returns(eq)
+    assert years[2023] == pytest.approx(0.02) and years[2024] == pytest.approx(100 / 102 - 1)

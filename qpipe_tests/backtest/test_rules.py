@@ -1,0 +1,740 @@
+"""The backtest engine's rules, one small hand-computed case per rule.
+
+Every case is a few symbols over a few business days with round prices; the expected values
+are worked out by hand in the comments (``dK`` is the K-th session, ``w`` a target weight,
+``V`` the sizing value, ``q`` shares). Each test asserts the whole state: equity, cash and
+positions every day, every fill row, the daily cost / shortfall / unfilled / dividend
+accounts (zero unless stated) and the risk events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from qpipe.backtest.config import BacktestConfig
+from qpipe.backtest.engine import BacktestEngine
+from qpipe.backtest.result import BacktestResult
+from qpipe.strategies.risk import CircuitBreaker, StopLoss
+
+NAN = np.nan
+RTOL = 1e-12
+ATOL = 1e-9  # only bites where the expected value is 0 (currency units or shares)
+BIG_VOLUME = 1e9
+
+Fill = tuple[int, str, str, float, float, float, str]  # day, symbol, side, qty, price, fee, reason
+
+
+def dates(n: int) -> pd.DatetimeIndex:
+    return pd.bdate_range("2024-01-01", periods=n)
+
+
+def make_bars(
+    open_: dict[str, list[float]],
+    close: dict[str, list[float]],
+    *,
+    volume: dict[str, list[float]] | None = None,
+    split_ratio: dict[str, list[float]] | None = None,
+    dividend: dict[str, list[float]] | None = None,
+) -> xr.Dataset:
+    """Bars from per-symbol lists (one value per session); volume defaults to a huge number."""
+    symbols = list(close)
+    n = len(close[symbols[0]])
+
+    def panel(values: dict[str, list[float]]) -> tuple[tuple[str, str], np.ndarray]:
+        return ("date", "symbol"), np.array([values[s] for s in symbols], float).T
+
+    variables = {"open": panel(open_), "close": panel(close)}
+    variables["volume"] = panel(volume or {s: [BIG_VOLUME] * n for s in symbols})
+    if split_ratio is not None:
+        variables["split_ratio"] = panel(split_ratio)
+    if dividend is not None:
+        variables["dividend"] = panel(dividend)
+    return xr.Dataset(variables, coords={"date": dates(n), "symbol": symbols})
+
+
+def make_weights(symbols: list[str], n: int, rows: dict[int, list[float]]) -> xr.DataArray:
+    """Target weights: the given rows by session index, NaN rows (no decision) elsewhere."""
+    values = np.full((n, len(symbols)), NAN)
+    for t, row in rows.items():
+        values[t] = row
+    return xr.DataArray(
+        values, dims=("date", "symbol"), coords={"date": dates(n), "symbol": symbols}
+    )
+
+
+def run(
+    bars: xr.Dataset,
+    rows: dict[int, list[float]],
+    *,
+    stop_loss: StopLoss | None = None,
+    circuit_breaker: CircuitBreaker | None = None,
+    **config: object,
+) -> tuple[BacktestResult, list[str]]:
+    """Run the engine on ``bars`` with the weight ``rows`` and ``BacktestConfig(**config)``."""
+    symbols = [str(s) for s in bars.indexes["symbol"]]
+    weights = make_weights(symbols, bars.sizes["date"], rows)
+    engine = BacktestEngine(BacktestConfig(**config))  # type: ignore[arg-type]
+    result = engine.run(bars, weights, stop_loss=stop_loss, circuit_breaker=circuit_breaker)
+    return result, symbols
+
+
+def close(actual: object, expected: object) -> None:
+    np.testing.assert_allclose(
+        np.asarray(actual, float), np.asarray(expected, float), rtol=RTOL, atol=ATOL
+    )
+
+
+def assert_state(
+    result: BacktestResult,
+    symbols: list[str],
+    *,
+    equity: list[float],
+    cash: list[float],
+    positions: list[list[float]],
+    fills: list[Fill],
+    risk_events: list[tuple[int, str, str, str]] = (),  # type: ignore[assignment]
+    breaker: list[str] | None = None,
+    **daily: list[float],
+) -> None:
+    """The whole state of ``result``. ``daily`` accounts not given must be 0 every day."""
+    n = len(equity)
+    days = dates(n)
+    pd.testing.assert_index_equal(result.equity.index, days, check_names=False)
+    close(result.equity, equity)
+    close(result.daily["nav"], equity)
+    close(result.daily["cash"], cash)
+    assert list(result.positions.columns) == symbols
+    pd.testing.assert_index_equal(result.positions.index, days, check_names=False)
+    close(result.positions, positions)
+
+    for key in ("fees", "slippage", "shortfall", "unfilled", "dividends"):
+        close(result.daily[key], daily.pop(key, [0.0] * n))
+    fees = np.asarray(result.daily["fees"], float)
+    close(result.daily["costs"], daily.pop("costs", fees + result.daily["slippage"]))
+    assert not daily, f"unknown daily accounts {sorted(daily)}"
+
+    f = result.fills
+    assert len(f) == len(fills), f"{len(f)} fills, expected {len(fills)}:\n{f}"
+    if fills:
+        assert list(f["date"]) == [days[x[0]] for x in fills]
+        assert [str(s) for s in f["symbol"]] == [x[1] for x in fills]
+        assert [str(s) for s in f["side"]] == [x[2] for x in fills]
+        close(f["quantity"], [x[3] for x in fills])
+        close(f["price"], [x[4] for x in fills])
+        close(f["fee"], [x[5] for x in fills])
+        assert [str(s) for s in f["reason"]] == [x[6] for x in fills]
+
+    events = [(days[d], s, rule, why) for d, s, rule, why in risk_events]
+    assert list(result.risk_events.itertuples(index=False, name=None)) == events
+
+    if breaker is None:
+        assert "breaker" not in result.daily.columns
+    else:
+        assert list(result.daily["breaker"]) == breaker
+
+
+# --------------------------------------------------------------------------- 1. fill modes
+
+# One symbol, cash 1000, w = 1 decided at the close of d0 only.
+FILL_BARS = {"open": {"A": [5.0, 8.0, 20.0, 40.0]}, "close": {"A": [10.0, 20.0, 25.0, 50.0]}}
+
+
+def test_fill_next_open_fills_at_the_open_of_the_next_session() -> None:
+    # d1 open 8: q = 1000 / 8 = 125, cash 0.
+    # equity: d0 1000; d1 125 x 20 = 2500; d2 125 x 25 = 3125; d3 125 x 50 = 6250.
+    result, symbols = run(
+        make_bars(FILL_BARS["open"], FILL_BARS["close"]),
+        {0: [1.0]},
+        fill="next_open",
+        initial_cash=1000.0,
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 2500.0, 3125.0, 6250.0],
+        cash=[1000.0, 0.0, 0.0, 0.0],
+        positions=[[0.0], [125.0], [125.0], [125.0]],
+        fills=[(1, "A", "buy", 125.0, 8.0, 0.0, "rebalance")],
+    )
+
+
+def test_fill_next_close_fills_at_the_close_of_the_next_session() -> None:
+    # d1 close 20: q = 1000 / 20 = 50, cash 0.
+    # equity: d0 1000; d1 50 x 20 = 1000; d2 50 x 25 = 1250; d3 50 x 50 = 2500.
+    result, symbols = run(
+        make_bars(FILL_BARS["open"], FILL_BARS["close"]),
+        {0: [1.0]},
+        fill="next_close",
+        initial_cash=1000.0,
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1000.0, 1250.0, 2500.0],
+        cash=[1000.0, 0.0, 0.0, 0.0],
+        positions=[[0.0], [50.0], [50.0], [50.0]],
+        fills=[(1, "A", "buy", 50.0, 20.0, 0.0, "rebalance")],
+    )
+
+
+def test_fill_close_fills_at_the_close_of_the_decision_session() -> None:
+    # d0 close 10: q = 1000 / 10 = 100, cash 0.
+    # equity: d0 100 x 10 = 1000; d1 2000; d2 2500; d3 5000.
+    result, symbols = run(
+        make_bars(FILL_BARS["open"], FILL_BARS["close"]),
+        {0: [1.0]},
+        fill="close",
+        initial_cash=1000.0,
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 2000.0, 2500.0, 5000.0],
+        cash=[0.0, 0.0, 0.0, 0.0],
+        positions=[[100.0], [100.0], [100.0], [100.0]],
+        fills=[(0, "A", "buy", 100.0, 10.0, 0.0, "rebalance")],
+    )
+
+
+# --------------------------------------------------------------------------- 2. sizing
+
+
+def test_sizing_value_is_the_portfolio_marked_at_the_fill_prices() -> None:
+    # d0 w = [1, 0] -> d1 open A 10: qA = 1000 / 10 = 100, cash 0 (B: 0 -> 0, no trade).
+    # d1 close A 12: equity 1200. d1 w = [0.5, 0.5].
+    # d2 open A 16, B 25: V = 100 x 16 = 1600 (not the 1200 of the last close);
+    #   A target 0.5 x 1600 / 16 = 50 -> sell 50 @ 16 = 800, cash 800;
+    #   B target 0.5 x 1600 / 25 = 32 -> buy 32 @ 25 = 800, cash 0.
+    # d2 close A 14, B 30: 50 x 14 + 32 x 30 = 700 + 960 = 1660.
+    # d3 close A 20, B 25: 50 x 20 + 32 x 25 = 1000 + 800 = 1800.
+    bars = make_bars(
+        {"A": [10.0, 10.0, 16.0, 20.0], "B": [20.0, 20.0, 25.0, 25.0]},
+        {"A": [10.0, 12.0, 14.0, 20.0], "B": [20.0, 20.0, 30.0, 25.0]},
+    )
+    result, symbols = run(bars, {0: [1.0, 0.0], 1: [0.5, 0.5]}, initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1200.0, 1660.0, 1800.0],
+        cash=[1000.0, 0.0, 0.0, 0.0],
+        positions=[[0.0, 0.0], [100.0, 0.0], [50.0, 32.0], [50.0, 32.0]],
+        fills=[
+            (1, "A", "buy", 100.0, 10.0, 0.0, "rebalance"),
+            (2, "A", "sell", 50.0, 16.0, 0.0, "rebalance"),
+            (2, "B", "buy", 32.0, 25.0, 0.0, "rebalance"),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- 3. lot size
+
+
+def test_lot_size_truncates_targets_toward_zero_to_whole_lots() -> None:
+    # lot 100, cash 10000. d0 w = [0.5, 0.5] -> d1 open A 30, B 40, V = 10000:
+    #   A 5000 / 30 = 166.67 -> 100 (3000); B 5000 / 40 = 125 -> 100 (4000); cash 3000.
+    # d1 close A 25, B 45: 3000 + 2500 + 4500 = 10000. d1 w = [0.45, NaN].
+    # d2 open A 20, B 50: V = 3000 + 100 x 20 + 100 x 50 = 10000;
+    #   A 4500 / 20 = 225 -> 200: buy 100 @ 20 = 2000, cash 1000; B left as is.
+    # d2 close A 21, B 52: 1000 + 4200 + 5200 = 10400.
+    # d3 close A 22, B 60: 1000 + 4400 + 6000 = 11400.
+    bars = make_bars(
+        {"A": [30.0, 30.0, 20.0, 22.0], "B": [40.0, 40.0, 50.0, 60.0]},
+        {"A": [30.0, 25.0, 21.0, 22.0], "B": [40.0, 45.0, 52.0, 60.0]},
+    )
+    result, symbols = run(
+        bars, {0: [0.5, 0.5], 1: [0.45, NAN]}, lot_size=100.0, initial_cash=10_000.0
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[10_000.0, 10_000.0, 10_400.0, 11_400.0],
+        cash=[10_000.0, 3000.0, 1000.0, 1000.0],
+        positions=[[0.0, 0.0], [100.0, 100.0], [200.0, 100.0], [200.0, 100.0]],
+        fills=[
+            (1, "A", "buy", 100.0, 30.0, 0.0, "rebalance"),
+            (1, "B", "buy", 100.0, 40.0, 0.0, "rebalance"),
+            (2, "A", "buy", 100.0, 20.0, 0.0, "rebalance"),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- 4. sells first
+
+
+def test_reductions_run_before_increases_and_fund_them() -> None:
+    # d0 w = [1, 0] -> d1 open A 10: qA = 100, cash 0. d1 close A 10: equity 1000.
+    # d1 w = [0, 1] -> d2 open A 12, B 24: V = 1200; sell 100 A @ 12 -> cash 1200, then
+    #   buy 1200 / 24 = 50 B @ 24 -> cash 0. No shortfall: the sale paid for the buy.
+    # d2 close B 30: 50 x 30 = 1500. d3 close B 20: 1000.
+    bars = make_bars(
+        {"A": [10.0, 10.0, 12.0, 12.0], "B": [24.0, 24.0, 24.0, 20.0]},
+        {"A": [10.0, 10.0, 12.0, 12.0], "B": [24.0, 24.0, 30.0, 20.0]},
+    )
+    result, symbols = run(bars, {0: [1.0, 0.0], 1: [0.0, 1.0]}, initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1000.0, 1500.0, 1000.0],
+        cash=[1000.0, 0.0, 0.0, 0.0],
+        positions=[[0.0, 0.0], [100.0, 0.0], [0.0, 50.0], [0.0, 50.0]],
+        fills=[
+            (1, "A", "buy", 100.0, 10.0, 0.0, "rebalance"),
+            (2, "A", "sell", 100.0, 12.0, 0.0, "rebalance"),
+            (2, "B", "buy", 50.0, 24.0, 0.0, "rebalance"),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- 5. shortfall
+
+
+def test_buys_lacking_cash_are_scaled_down_together_and_the_shortfall_reported() -> None:
+    # cash 1000, d0 w = [1, 1] (sum 2) -> d1 open A 10, B 25, V = 1000:
+    #   wanted A 100 (1000), B 40 (1000): 2000 of buys for 1000 of cash -> both x 0.5:
+    #   A 50 (500), B 20 (500), cash 0, shortfall 2000 - 1000 = 1000.
+    # d1 close A 12, B 25: 600 + 500 = 1100. d2 close A 11, B 30: 550 + 600 = 1150.
+    bars = make_bars(
+        {"A": [10.0, 10.0, 11.0], "B": [25.0, 25.0, 30.0]},
+        {"A": [10.0, 12.0, 11.0], "B": [25.0, 25.0, 30.0]},
+    )
+    result, symbols = run(bars, {0: [1.0, 1.0]}, initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1100.0, 1150.0],
+        cash=[1000.0, 0.0, 0.0],
+        positions=[[0.0, 0.0], [50.0, 20.0], [50.0, 20.0]],
+        fills=[
+            (1, "A", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (1, "B", "buy", 20.0, 25.0, 0.0, "rebalance"),
+        ],
+        shortfall=[0.0, 1000.0, 0.0],
+    )
+
+
+# --------------------------------------------------------------------------- 6. commission
+
+
+def test_commission_is_paid_from_cash_with_a_minimum_per_order() -> None:
+    # 10 bps, min 5 per order, cash 10000. d0 w = [0.8, 0.01] -> d1 open A 40, B 20, V = 10000:
+    #   A 8000 / 40 = 200, notional 8000, fee 8; B 100 / 20 = 5, notional 100, fee
+    #   max(0.1, 5) = 5. cash 10000 - 8000 - 8 - 100 - 5 = 1887.
+    # d1 close A 42, B 20: 1887 + 8400 + 100 = 10387. d1 w = [0, NaN].
+    # d2 open A 50: sell 200 @ 50 = 10000, fee 10 -> cash 1887 + 9990 = 11877.
+    # d2 close B 22: 11877 + 110 = 11987. d3 close B 24: 11877 + 120 = 11997.
+    bars = make_bars(
+        {"A": [40.0, 40.0, 50.0, 50.0], "B": [20.0, 20.0, 22.0, 24.0]},
+        {"A": [40.0, 42.0, 50.0, 50.0], "B": [20.0, 20.0, 22.0, 24.0]},
+    )
+    result, symbols = run(
+        bars,
+        {0: [0.8, 0.01], 1: [0.0, NAN]},
+        commission_bps=10.0,
+        min_commission=5.0,
+        initial_cash=10_000.0,
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[10_000.0, 10_387.0, 11_987.0, 11_997.0],
+        cash=[10_000.0, 1887.0, 11_877.0, 11_877.0],
+        positions=[[0.0, 0.0], [200.0, 5.0], [0.0, 5.0], [0.0, 5.0]],
+        fills=[
+            (1, "A", "buy", 200.0, 40.0, 8.0, "rebalance"),
+            (1, "B", "buy", 5.0, 20.0, 5.0, "rebalance"),
+            (2, "A", "sell", 200.0, 50.0, 10.0, "rebalance"),
+        ],
+        fees=[0.0, 13.0, 10.0, 0.0],
+        costs=[0.0, 13.0, 10.0, 0.0],
+    )
+    assert result.metrics["total_costs"] == pytest.approx(23.0, rel=RTOL)
+
+
+# --------------------------------------------------------------------------- 7. slippage
+
+
+def test_slippage_moves_the_fill_price_against_the_trader() -> None:
+    # 100 bps slippage, 10 bps commission, cash 10000.
+    # d0 w = 0.5 -> d1 open 50: target 0.5 x 10000 / 50 = 100 (sized at the quoted price);
+    #   buy at 50 x 1.01 = 50.5: notional 5050, fee 5.05, slippage 100 x 0.5 = 50;
+    #   cash 10000 - 5050 - 5.05 = 4944.95; costs 55.05.
+    # d1 close 55: 4944.95 + 5500 = 10444.95. d1 w = 0.
+    # d2 open 60: sell 100 at 60 x 0.99 = 59.4: proceeds 5940, fee 5.94, slippage 60;
+    #   cash 4944.95 + 5940 - 5.94 = 10879.01; costs 65.94. Flat afterwards.
+    bars = make_bars({"A": [50.0, 50.0, 60.0, 60.0]}, {"A": [50.0, 55.0, 60.0, 62.0]})
+    result, symbols = run(
+        bars,
+        {0: [0.5], 1: [0.0]},
+        slippage_bps=100.0,
+        commission_bps=10.0,
+        initial_cash=10_000.0,
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[10_000.0, 10_444.95, 10_879.01, 10_879.01],
+        cash=[10_000.0, 4944.95, 10_879.01, 10_879.01],
+        positions=[[0.0], [100.0], [0.0], [0.0]],
+        fills=[
+            (1, "A", "buy", 100.0, 50.5, 5.05, "rebalance"),
+            (2, "A", "sell", 100.0, 59.4, 5.94, "rebalance"),
+        ],
+        fees=[0.0, 5.05, 5.94, 0.0],
+        slippage=[0.0, 50.0, 60.0, 0.0],
+        costs=[0.0, 55.05, 65.94, 0.0],
+    )
+
+
+# --------------------------------------------------------------------------- 8. participation
+
+
+def test_participation_cap_fills_part_of_a_large_order() -> None:
+    # participation 10%, cash 2000. d0 w = [0.5, 0.5] -> d1 open A 10, B 20, V = 2000:
+    #   A wants 1000 / 10 = 100, cap 0.1 x 500 = 50 -> buys 50 (500); unfilled 50 x 10 = 500;
+    #   B wants 1000 / 20 = 50, cap 0.1 x 10000 = 1000 -> buys 50 (1000). cash 500.
+    # d1 close A 12, B 20: 500 + 600 + 1000 = 2100.
+    # d2 close A 10, B 22: 500 + 500 + 1100 = 2100. (The unfilled rest is not carried.)
+    bars = make_bars(
+        {"A": [10.0, 10.0, 10.0], "B": [20.0, 20.0, 22.0]},
+        {"A": [10.0, 12.0, 10.0], "B": [20.0, 20.0, 22.0]},
+        volume={"A": [500.0, 500.0, 500.0], "B": [10_000.0, 10_000.0, 10_000.0]},
+    )
+    result, symbols = run(bars, {0: [0.5, 0.5]}, participation=0.1, initial_cash=2000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0, 2100.0, 2100.0],
+        cash=[2000.0, 500.0, 500.0],
+        positions=[[0.0, 0.0], [50.0, 50.0], [50.0, 50.0]],
+        fills=[
+            (1, "A", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (1, "B", "buy", 50.0, 20.0, 0.0, "rebalance"),
+        ],
+        unfilled=[0.0, 500.0, 0.0],
+    )
+
+
+# --------------------------------------------------------------------------- 9. halt
+
+
+def test_halted_symbol_does_not_trade_and_carries_at_its_last_close() -> None:
+    # cash 1000. d0 w = [0.5, 0.5] -> d1 open A 10, B 25: qA = 50, qB = 20, cash 0.
+    # d1 close A 12, B 25: 600 + 500 = 1100. d1 w = [0, 0.25].
+    # d2: A halted (open and close NaN). V = 50 x 12 (last close) + 20 x 30 = 1200;
+    #   A: no trade, keeps 50; B target 0.25 x 1200 / 30 = 10 -> sell 10 @ 30, cash 300.
+    # d2 close A NaN (marked 12), B 30: 300 + 600 + 300 = 1200.
+    # d3 A trades again (its exit is not queued): close A 14, B 30: 300 + 700 + 300 = 1300.
+    bars = make_bars(
+        {"A": [10.0, 10.0, NAN, 14.0], "B": [25.0, 25.0, 30.0, 30.0]},
+        {"A": [10.0, 12.0, NAN, 14.0], "B": [25.0, 25.0, 30.0, 30.0]},
+    )
+    result, symbols = run(bars, {0: [0.5, 0.5], 1: [0.0, 0.25]}, initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1100.0, 1200.0, 1300.0],
+        cash=[1000.0, 0.0, 300.0, 300.0],
+        positions=[[0.0, 0.0], [50.0, 20.0], [50.0, 10.0], [50.0, 10.0]],
+        fills=[
+            (1, "A", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (1, "B", "buy", 20.0, 25.0, 0.0, "rebalance"),
+            (2, "B", "sell", 10.0, 30.0, 0.0, "rebalance"),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- 10. delisting
+
+
+def test_delisted_symbol_is_closed_at_its_last_close_without_fee() -> None:
+    # 10 bps commission, cash 1000. A's bars end on d2 (NaN on d3, d4).
+    # d0 w = [0.4, 0.4] -> d1 open A 10, B 20: qA = 400 / 10 = 40, qB = 400 / 20 = 20,
+    #   fees 0.4 + 0.4; cash 1000 - 800 - 0.8 = 199.2.
+    # d1 close A 12, B 20: 199.2 + 480 + 400 = 1079.2.
+    # d2 close A 15 (its last): sold 40 @ 15, no fee (reason delisting): cash 799.2;
+    #   B 22: 799.2 + 440 = 1239.2.
+    # d3 B 25: 799.2 + 500 = 1299.2. d4 B 20: 799.2 + 400 = 1199.2.
+    bars = make_bars(
+        {"A": [10.0, 10.0, 14.0, NAN, NAN], "B": [20.0, 20.0, 21.0, 25.0, 20.0]},
+        {"A": [10.0, 12.0, 15.0, NAN, NAN], "B": [20.0, 20.0, 22.0, 25.0, 20.0]},
+    )
+    result, symbols = run(bars, {0: [0.4, 0.4]}, commission_bps=10.0, initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1079.2, 1239.2, 1299.2, 1199.2],
+        cash=[1000.0, 199.2, 799.2, 799.2, 799.2],
+        positions=[[0.0, 0.0], [40.0, 20.0], [0.0, 20.0], [0.0, 20.0], [0.0, 20.0]],
+        fills=[
+            (1, "A", "buy", 40.0, 10.0, 0.4, "rebalance"),
+            (1, "B", "buy", 20.0, 20.0, 0.4, "rebalance"),
+            (2, "A", "sell", 40.0, 15.0, 0.0, "delisting"),
+        ],
+        fees=[0.0, 0.8, 0.0, 0.0, 0.0],
+    )
+
+
+# --------------------------------------------------------------------------- 11. split
+
+
+def test_split_multiplies_shares_before_the_open_and_keeps_nav_continuous() -> None:
+    # cash 2000. d0 w = 1 -> d1 open 20: q = 100, cash 0. d1 close 20: equity 2000.
+    # d1 w = 0.5. d2 is a 2-for-1 ex-date: q = 200 before the open; open 10 (post-split):
+    #   V = 200 x 10 = 2000 -> target 0.5 x 2000 / 10 = 100: sell 100 @ 10, cash 1000.
+    # d2 close 10: 1000 + 100 x 10 = 2000 (= d1: no jump from the split).
+    # d3 close 11: 1000 + 1100 = 2100.
+    bars = make_bars(
+        {"A": [20.0, 20.0, 10.0, 11.0]},
+        {"A": [20.0, 20.0, 10.0, 11.0]},
+        split_ratio={"A": [1.0, 1.0, 2.0, 1.0]},
+    )
+    result, symbols = run(bars, {0: [1.0], 1: [0.5]}, initial_cash=2000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0, 2000.0, 2000.0, 2100.0],
+        cash=[2000.0, 0.0, 1000.0, 1000.0],
+        positions=[[0.0], [100.0], [100.0], [100.0]],
+        fills=[
+            (1, "A", "buy", 100.0, 20.0, 0.0, "rebalance"),
+            (2, "A", "sell", 100.0, 10.0, 0.0, "rebalance"),
+        ],
+    )
+
+
+def test_split_alone_leaves_nav_unchanged() -> None:
+    # cash 2000, fill at the close. d0 w = 1 at close 20: q = 100, cash 0; equity 2000.
+    # d1 close 20: 2000. d2 ex-date of a 4-for-1 split: q = 400, close 5: 400 x 5 = 2000.
+    # d3 close 6: 2400.
+    bars = make_bars(
+        {"A": [20.0, 20.0, 5.0, 6.0]},
+        {"A": [20.0, 20.0, 5.0, 6.0]},
+        split_ratio={"A": [1.0, 1.0, 4.0, 1.0]},
+    )
+    result, symbols = run(bars, {0: [1.0]}, fill="close", initial_cash=2000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0, 2000.0, 2000.0, 2400.0],
+        cash=[0.0, 0.0, 0.0, 0.0],
+        positions=[[100.0], [100.0], [400.0], [400.0]],
+        fills=[(0, "A", "buy", 100.0, 20.0, 0.0, "rebalance")],
+    )
+
+
+# --------------------------------------------------------------------------- 12. dividend
+
+
+def test_dividend_is_credited_to_cash_on_the_ex_date() -> None:
+    # cash 2000. d0 w = 1 -> d1 open 20: q = 100, cash 0. d1 close 20: 2000.
+    # d2 ex-date, dividend 0.5: cash += 100 x 0.5 = 50; close 19.5: 50 + 1950 = 2000.
+    # d3 close 21: 50 + 2100 = 2150.
+    bars = make_bars(
+        {"A": [20.0, 20.0, 19.5, 21.0]},
+        {"A": [20.0, 20.0, 19.5, 21.0]},
+        dividend={"A": [0.0, 0.0, 0.5, 0.0]},
+    )
+    result, symbols = run(bars, {0: [1.0]}, initial_cash=2000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0, 2000.0, 2000.0, 2150.0],
+        cash=[2000.0, 0.0, 50.0, 50.0],
+        positions=[[0.0], [100.0], [100.0], [100.0]],
+        fills=[(1, "A", "buy", 100.0, 20.0, 0.0, "rebalance")],
+        dividends=[0.0, 0.0, 50.0, 0.0],
+    )
+
+
+def test_split_and_dividend_on_the_same_ex_date_pay_per_post_split_share() -> None:
+    # cash 2000, fill at the close. d0 w = 1 at close 20: q = 100.
+    # d1 ex-date of a 2-for-1 split and a 0.25 dividend (per post-split share):
+    #   q = 200, cash += 200 x 0.25 = 50; close 9.75: 50 + 1950 = 2000.
+    # d2 close 10: 50 + 2000 = 2050.
+    bars = make_bars(
+        {"A": [20.0, 9.75, 10.0]},
+        {"A": [20.0, 9.75, 10.0]},
+        split_ratio={"A": [1.0, 2.0, 1.0]},
+        dividend={"A": [0.0, 0.25, 0.0]},
+    )
+    result, symbols = run(bars, {0: [1.0]}, fill="close", initial_cash=2000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0, 2000.0, 2050.0],
+        cash=[0.0, 50.0, 50.0],
+        positions=[[100.0], [200.0], [200.0]],
+        fills=[(0, "A", "buy", 100.0, 20.0, 0.0, "rebalance")],
+        dividends=[0.0, 50.0, 0.0],
+    )
+
+
+# --------------------------------------------------------------------------- 13. stop loss
+
+
+def test_stop_loss_exits_at_the_next_fill_after_a_close_10pct_below_the_entry_fill() -> None:
+    # cash 1000. d0 w = 1 -> d1 open 50: q = 20 (entry 50, the fill price), cash 0.
+    # stop at 50 x 0.9 = 45. d1 close 52: 1040. d2 close 46 > 45 (an entry at the d1 close 52
+    # would stop at 46.8 and trigger here): 920. d3 close 45 <= 45: stop -> 900.
+    # d4 open 44: sell 20 @ 44 = 880 (reason stop_loss); close 43: 880. d5: 880.
+    bars = make_bars(
+        {"A": [50.0, 50.0, 47.0, 45.0, 44.0, 40.0]},
+        {"A": [50.0, 52.0, 46.0, 45.0, 43.0, 40.0]},
+    )
+    result, symbols = run(bars, {0: [1.0]}, stop_loss=StopLoss(0.10), initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1040.0, 920.0, 900.0, 880.0, 880.0],
+        cash=[1000.0, 0.0, 0.0, 0.0, 880.0, 880.0],
+        positions=[[0.0], [20.0], [20.0], [20.0], [0.0], [0.0]],
+        fills=[
+            (1, "A", "buy", 20.0, 50.0, 0.0, "rebalance"),
+            (4, "A", "sell", 20.0, 44.0, 0.0, "stop_loss"),
+        ],
+        risk_events=[
+            (3, "A", "stop_loss", "stop loss: close 45.00 <= 45.00 = entry 50.00 x (1 - 0.10)")
+        ],
+    )
+
+
+def test_trailing_stop_exits_after_a_close_10pct_below_the_peak_close() -> None:
+    # cash 1000. d0 w = 1 -> d1 open 50: q = 20, cash 0.
+    # d1 close 60 (peak 60, trailing stop 54): 1200. d2 close 55 > 54: 1100.
+    # d3 close 54 <= 54: stop (the fixed stop would be at 45) -> 1080.
+    # d4 open 53: sell 20 @ 53 = 1060 (reason stop_loss); close 52: 1060. d5: 1060.
+    bars = make_bars(
+        {"A": [50.0, 50.0, 58.0, 55.0, 53.0, 50.0]},
+        {"A": [50.0, 60.0, 55.0, 54.0, 52.0, 50.0]},
+    )
+    result, symbols = run(
+        bars, {0: [1.0]}, stop_loss=StopLoss(0.10, trailing=True), initial_cash=1000.0
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1200.0, 1100.0, 1080.0, 1060.0, 1060.0],
+        cash=[1000.0, 0.0, 0.0, 0.0, 1060.0, 1060.0],
+        positions=[[0.0], [20.0], [20.0], [20.0], [0.0], [0.0]],
+        fills=[
+            (1, "A", "buy", 20.0, 50.0, 0.0, "rebalance"),
+            (4, "A", "sell", 20.0, 53.0, 0.0, "stop_loss"),
+        ],
+        risk_events=[
+            (
+                3,
+                "A",
+                "stop_loss",
+                "trailing stop: close 54.00 <= 54.00 = peak 60.00 x (1 - 0.10)",
+            )
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- 14. breaker
+
+
+def test_circuit_breaker_halves_then_flattens_on_drawdowns() -> None:
+    # cash 1000. The breaker starts ACTIVE at the d0 NAV (peak 1000).
+    # d0 w = 1 -> d1 open 10: q = 100, cash 0. d1 close 10: 1000 (active).
+    # d2 close 9: 900, drawdown 10% -> REDUCING: hold 100 x 9 / 900 = 100% x 0.5.
+    # d3 open 9: V = 900, target 0.5 x 900 / 9 = 50 -> sell 50 @ 9 (circuit_breaker),
+    #   cash 450; close 8: 450 + 400 = 850, drawdown 15% (reducing).
+    # d4 close 7: 450 + 350 = 800, drawdown 20% -> HALTED: target 0.
+    # d5 open 7: sell 50 @ 7 = 350 (circuit_breaker), cash 800; close 6: 800 (halted, 1st
+    #   session of the 2-session cool-down).
+    bars = make_bars(
+        {"A": [10.0, 10.0, 9.5, 9.0, 7.5, 7.0]},
+        {"A": [10.0, 10.0, 9.0, 8.0, 7.0, 6.0]},
+    )
+    breaker = CircuitBreaker(
+        reduce_drawdown=0.10,
+        reduce_to=0.5,
+        halt_drawdown=0.20,
+        max_daily_loss=None,
+        recover_drawdown=0.05,
+        cooldown_sessions=2,
+    )
+    result, symbols = run(bars, {0: [1.0]}, circuit_breaker=breaker, initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1000.0, 900.0, 850.0, 800.0, 800.0],
+        cash=[1000.0, 0.0, 0.0, 450.0, 450.0, 800.0],
+        positions=[[0.0], [100.0], [100.0], [50.0], [50.0], [0.0]],
+        fills=[
+            (1, "A", "buy", 100.0, 10.0, 0.0, "rebalance"),
+            (3, "A", "sell", 50.0, 9.0, 0.0, "circuit_breaker"),
+            (5, "A", "sell", 50.0, 7.0, 0.0, "circuit_breaker"),
+        ],
+        risk_events=[
+            (2, "", "circuit_breaker", "drawdown 10.0% >= 10.0%: reduce exposure to 50%"),
+            (4, "", "circuit_breaker", "drawdown 20.0% >= 20.0%: halt"),
+        ],
+        breaker=["active", "active", "reducing", "reducing", "halted", "halted"],
+    )
+
+
+# --------------------------------------------------------------------------- 15. NaN vs 0
+
+
+def test_nan_weight_leaves_a_position_and_zero_exits_it() -> None:
+    # cash 3000. d0 w = [0.5, 0.5, 0] -> d1 open A 10, B 20, C 30: qA 150, qB 75, cash 0.
+    # d1 close A 12, B 20: 1800 + 1500 = 3300. d1 w = [NaN, 0, 0.5].
+    # d2 open A 12, B 24, C 30: V = 1800 + 1800 = 3600. A (NaN): left at 150;
+    #   B (0): sell 75 @ 24 = 1800, cash 1800; C: 0.5 x 3600 / 30 = 60 @ 30 = 1800, cash 0.
+    # d2 close A 14, C 33: 2100 + 1980 = 4080. d3 close A 10, C 30: 1500 + 1800 = 3300.
+    bars = make_bars(
+        {"A": [10.0, 10.0, 12.0, 10.0], "B": [20.0, 20.0, 24.0, 20.0], "C": [30.0] * 4},
+        {
+            "A": [10.0, 12.0, 14.0, 10.0],
+            "B": [20.0, 20.0, 25.0, 20.0],
+            "C": [30.0, 30.0, 33.0, 30.0],
+        },
+    )
+    result, symbols = run(bars, {0: [0.5, 0.5, 0.0], 1: [NAN, 0.0, 0.5]}, initial_cash=3000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[3000.0, 3300.0, 4080.0, 3300.0],
+        cash=[3000.0, 0.0, 0.0, 0.0],
+        positions=[
+            [0.0, 0.0, 0.0],
+            [150.0, 75.0, 0.0],
+            [150.0, 0.0, 60.0],
+            [150.0, 0.0, 60.0],
+        ],
+        fills=[
+            (1, "A", "buy", 150.0, 10.0, 0.0, "rebalance"),
+            (1, "B", "buy", 75.0, 20.0, 0.0, "rebalance"),
+            (2, "B", "sell", 75.0, 24.0, 0.0, "rebalance"),
+            (2, "C", "buy", 60.0, 30.0, 0.0, "rebalance"),
+        ],
+    )
+
+
+# --------------------------------------------------------------------------- 16. metrics
+
+
+def test_total_return_and_max_drawdown_on_a_hand_equity_curve() -> None:
+    # cash 1000, fill at the close: d0 w = 1 at 10 -> q = 100.
+    # closes 10, 12, 9, 15, 12 -> equity 1000, 1200, 900, 1500, 1200.
+    # total return 1200 / 1000 - 1 = 0.2.
+    # running peak 1000, 1200, 1200, 1500, 1500; falls 0, 0, 0.25, 0, 0.2 -> max 0.25.
+    closes = [10.0, 12.0, 9.0, 15.0, 12.0]
+    bars = make_bars({"A": closes}, {"A": closes})
+    result, symbols = run(bars, {0: [1.0]}, fill="close", initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1200.0, 900.0, 1500.0, 1200.0],
+        cash=[0.0] * 5,
+        positions=[[100.0]] * 5,
+        fills=[(0, "A", "buy", 100.0, 10.0, 0.0, "rebalance")],
+    )
+    close(result.metrics["total_return"], 0.2)
+    close(result.metrics["max_drawdown"], 0.25)
+    assert result.metrics["max_drawdown_duration"] == 1.0  # d2 and d4, one session each
