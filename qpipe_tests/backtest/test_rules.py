@@ -9,6 +9,8 @@ accounts (zero unless stated) and the risk events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +25,7 @@ NAN = np.nan
 RTOL = 1e-12
 ATOL = 1e-9  # only bites where the expected value is 0 (currency units or shares)
 BIG_VOLUME = 1e9
+ACCOUNTS = ("fees", "slippage", "shortfall", "unfilled", "dividends")  # 0 unless given
 
 Fill = tuple[int, str, str, float, float, float, str]  # day, symbol, side, qty, price, fee, reason
 
@@ -95,11 +98,12 @@ def assert_state(
     cash: list[float],
     positions: list[list[float]],
     fills: list[Fill],
-    risk_events: list[tuple[int, str, str, str]] = (),  # type: ignore[assignment]
+    risk_events: Sequence[tuple[int, str, str, str]] = (),
     breaker: list[str] | None = None,
     **daily: list[float],
 ) -> None:
-    """The whole state of ``result``. ``daily`` accounts not given must be 0 every day."""
+    """The whole state of ``result``. Daily accounts not given must be 0 every day; ``costs``
+    defaults to the expected fees + slippage."""
     n = len(equity)
     days = dates(n)
     pd.testing.assert_index_equal(result.equity.index, days, check_names=False)
@@ -110,11 +114,13 @@ def assert_state(
     pd.testing.assert_index_equal(result.positions.index, days, check_names=False)
     close(result.positions, positions)
 
-    for key in ("fees", "slippage", "shortfall", "unfilled", "dividends"):
-        close(result.daily[key], daily.pop(key, [0.0] * n))
-    fees = np.asarray(result.daily["fees"], float)
-    close(result.daily["costs"], daily.pop("costs", fees + result.daily["slippage"]))
+    expected = {k: np.asarray(daily.pop(k, [0.0] * n), float) for k in ACCOUNTS}
+    expected["costs"] = np.asarray(
+        daily.pop("costs", expected["fees"] + expected["slippage"]), float
+    )
     assert not daily, f"unknown daily accounts {sorted(daily)}"
+    for key, values in expected.items():
+        close(result.daily[key], values)
 
     f = result.fills
     assert len(f) == len(fills), f"{len(f)} fills, expected {len(fills)}:\n{f}"
