@@ -214,10 +214,11 @@ class StopLoss:
 
         - flat now: entry and peak are cleared (whatever the price);
         - a position opened or whose sign flipped: a new entry at ``fill_price`` when finite,
-          else at the close, with peak = entry; with neither price the symbol stays flat in
-          the state and is entered at the next close seen;
-        - a position held: peak = max(peak, close) for a long, min for a short; no price
-          today: the symbol's state carries unchanged and it cannot trigger.
+          else at the close; with neither price the symbol stays flat in the state and is
+          entered at the next close seen;
+        - a position held or entered today: peak = max(entry or peak, close) for a long, min
+          for a short (an entry at the open followed by a higher close starts its peak at that
+          close); no price today: the state carries unchanged and it cannot trigger.
 
         The stop then triggers (also on the entry day) for a long when ``close <= ref x (1 -
         stop)`` and for a short when ``close >= ref x (1 + stop)``, where ref is the entry
@@ -250,7 +251,9 @@ class StopLoss:
         peak[enter] = entry_price[enter]
         side[enter] = new[enter]
 
-        held = ~changed & (new != 0) & has_price
+        # Held since before today, or entered today at a fill before the close (an open): the
+        # close counts toward the peak (trough) since entry.
+        held = (~changed | enter) & (new != 0) & has_price
         up = held & (new > 0)
         down = held & (new < 0)
         peak[up] = np.maximum(peak[up], p[up])

@@ -84,7 +84,7 @@ def test_new_entry_at_fill_price_else_close() -> None:
     assert_stop(
         r,
         entry=[100, 50, NAN, 30],
-        peak=[100, 50, NAN, 30],
+        peak=[101, 50, NAN, 30],  # filled at 100, closed at 101: the peak since entry
         side=[1, 1, 0, 1],
         exit_=[False] * 4,
         reasons={},
@@ -167,13 +167,14 @@ def test_sign_flip_is_a_new_entry() -> None:
     held = state([100, 100], [130, 80], [1, -1])
     r = rule.step(held, np.array([-2.0, 3.0]), np.array([95.0, 85.0]), np.array([96.0, NAN]))
     # a long at 100 closing at 95 and a short closing at 85: no trigger for the new positions
-    assert_stop(r, entry=[96, 85], peak=[96, 85], side=[-1, 1], exit_=[False, False], reasons={})
+    # (the short filled at 96 and closed at 95: its trough since entry is 95)
+    assert_stop(r, entry=[96, 85], peak=[95, 85], side=[-1, 1], exit_=[False, False], reasons={})
     # the new short stops out above its own entry, not the old long's
     r2 = rule.step(r.state, np.array([-2.0, 3.0]), np.array([105.6, 76.5]))
     assert_stop(
         r2,
         entry=[96, 85],
-        peak=[96, 85],
+        peak=[95, 85],
         side=[-1, 1],
         exit_=[True, True],
         reasons={
