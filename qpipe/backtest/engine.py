@@ -160,6 +160,7 @@ class BacktestEngine:
             nav = cash + _value(qty, last)
 
             target = weights[t].copy()
+            target[delist_day == t] = np.nan  # gone: nothing to buy back at its last close
             reason = np.full(n, _REBALANCE)
             if stop_loss is not None and stop_state is not None:
                 res = stop_loss.step(stop_state, qty, closes[t], fill_px)
@@ -302,11 +303,21 @@ class BacktestEngine:
         total = cost(size)
         if total <= cash:
             return size
+        if cfg.lot_size is not None:
+            # The largest common factor whose whole-lot buys the cash pays for (the cost of
+            # the truncated buys grows with the factor, so bisection finds it).
+            lot = cfg.lot_size
+            lo, hi = 0.0, 1.0
+            for _ in range(64):
+                mid = 0.5 * (lo + hi)
+                if cost(np.trunc(size * mid / lot) * lot) <= cash:
+                    lo = mid
+                else:
+                    hi = mid
+            return np.trunc(size * lo / lot) * lot
         scale = max(cash, 0.0) / total
         scaled = size * scale
         for _ in range(60):  # a minimum commission makes fees non-proportional
-            if cfg.lot_size is not None:
-                scaled = np.trunc(scaled / cfg.lot_size) * cfg.lot_size
             over = cost(scaled) - cash
             if over <= 0:
                 return scaled

@@ -39,6 +39,7 @@ class Reference:
     equity: np.ndarray
     cash: np.ndarray
     positions: np.ndarray
+    marks: np.ndarray
     fills: list[tuple] = field(default_factory=list)
 
 
@@ -192,6 +193,7 @@ def reference(bars: xr.Dataset, target_weights: xr.DataArray, cfg: BacktestConfi
     equity = np.zeros(n_days)
     cash = np.zeros(n_days)
     positions = np.zeros((n_days, n))
+    marks = np.zeros((n_days, n))
     pending: np.ndarray | None = None
 
     for t in range(n_days):
@@ -233,8 +235,9 @@ def reference(bars: xr.Dataset, target_weights: xr.DataArray, cfg: BacktestConfi
         equity[t] = book.nav()
         cash[t] = book.cash
         positions[t] = book.shares
+        marks[t] = book.last
 
-    return Reference(equity=equity, cash=cash, positions=positions, fills=book.fills)
+    return Reference(equity=equity, cash=cash, positions=positions, marks=marks, fills=book.fills)
 
 
 # --------------------------------------------------------------------------------------------
@@ -346,12 +349,20 @@ def assert_agrees(bars: xr.Dataset, target: xr.DataArray, cfg: BacktestConfig) -
 
     assert list(pd.DatetimeIndex(result.equity.index)) == list(dates)
     _close(result.equity.to_numpy(), ref.equity, "equity")
-    positions = result.positions.reindex(index=dates, columns=symbols)
-    _close(positions.to_numpy(), ref.positions, "positions")
     # A buy scaled to the cash leaves (almost) none: the engine finds the common factor
-    # iteratively, so the cash left is compared relative to the portfolio, not to itself.
-    cash_atol = max(ATOL, RTOL * float(np.max(np.abs(ref.equity))))
-    _close(result.daily["cash"].reindex(dates).to_numpy(), ref.cash, "cash", atol=cash_atol)
+    # iteratively, so the cash left is compared relative to the portfolio, not to itself, and
+    # so are the shares that the next buy may get for that dust.
+    scale = RTOL * float(np.max(np.abs(ref.equity)))
+    _close(result.daily["cash"].reindex(dates).to_numpy(), ref.cash, "cash", atol=max(ATOL, scale))
+    positions = result.positions.reindex(index=dates, columns=symbols).to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dust_shares = np.where(ref.marks > 0, scale / ref.marks, 0.0)
+    tolerance = RTOL * np.abs(ref.positions) + np.maximum(ATOL, dust_shares)
+    bad = ~(np.abs(positions - ref.positions) <= tolerance)
+    assert not bad.any(), (
+        f"positions differ at (day, symbol) {np.argwhere(bad)[:5].tolist()}: "
+        f"got {positions[bad][:5]}, want {ref.positions[bad][:5]}"
+    )
 
     fills = result.fills
     got = _sorted_fills(
@@ -373,9 +384,8 @@ def assert_agrees(bars: xr.Dataset, target: xr.DataArray, cfg: BacktestConfig) -
     # few 1e-7 of positive cash, the reference's closed form a few 1e-11 either way), and the
     # next buy may spend that dust: fills whose notional is within the tolerance of the
     # portfolio's value are rounding, not trades.
-    dust = RTOL * float(np.max(np.abs(ref.equity)))
-    got = [g for g in got if g[3] * g[4] > dust]
-    want = [w for w in want if w[3] * w[4] > dust]
+    got = [g for g in got if g[3] * g[4] + g[5] > scale]
+    want = [w for w in want if w[3] * w[4] + w[5] > scale]
     keys_got = [(g[0], g[1], g[2], g[6]) for g in got]
     keys_want = [(w[0], w[1], w[2], w[6]) for w in want]
     assert keys_got == keys_want, f"fills differ:\n got  {keys_got}\n want {keys_want}"
@@ -424,6 +434,36 @@ def test_random_case_exercises_the_rules() -> None:
     assert scaled
     assert (bars["split_ratio"] != 1).sum() == 1
     assert (bars["dividend"] != 0).sum() >= 1
+
+
+def test_scaled_lot_buys_take_the_largest_common_factor() -> None:
+    """With lots, the common factor is the largest whose lot-truncated buys the cash pays for.
+
+    1000 of cash, A at 1 and B at 30, both targeted at 0.6, lots of 10: the buys (600 A, 20 B)
+    cost 1200. k = 1000 / 1200 would buy 500 A and 10 B for 800; every k in [0.9833, 1) still
+    buys 10 B, and 590 A, for 890 <= 1000, so the largest k buys 590 A and 10 B.
+    """
+    dates = pd.bdate_range("2024-01-02", periods=2, name="date")
+    symbols = pd.Index(["A", "B"], name="symbol")
+    price = np.array([[1.0, 30.0], [1.0, 30.0]])
+    bars = xr.Dataset(
+        {
+            "open": (("date", "symbol"), price),
+            "close": (("date", "symbol"), price),
+            "volume": (("date", "symbol"), np.full((2, 2), 1e9)),
+        },
+        coords={"date": dates, "symbol": symbols},
+    )
+    target = xr.DataArray(
+        [[0.6, 0.6], [np.nan, np.nan]],
+        dims=("date", "symbol"),
+        coords={"date": dates, "symbol": symbols},
+    )
+    cfg = BacktestConfig(fill="close", lot_size=10.0, initial_cash=1000.0)
+    ref = reference(bars, target, cfg)
+    np.testing.assert_array_equal(ref.positions[0], [590.0, 10.0])
+    assert ref.cash[0] == pytest.approx(110.0)
+    assert_agrees(bars, target, cfg)
 
 
 @settings(max_examples=40, deadline=None)
