@@ -470,8 +470,9 @@ def show_config(ctx: click.Context) -> None:
     """Validate the configuration and print it with every default filled in."""
     import yaml
 
-    settings = _project(ctx).settings
-    click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False))
+    project = _project(ctx)
+    _ = project.strategies  # checked against the factor set and the instruments too
+    click.echo(yaml.safe_dump(project.settings.model_dump(mode="json"), sort_keys=False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -243,3 +243,11 @@ def test_backtest_needs_signals_then_prints_metrics(isolated_env, tmp_path):
     out = invoke(*args, "backtest")
     assert out.exit_code == 0, out.output
     assert "sharpe" in out.output and "max_drawdown" in out.output and "rot" in out.output
+
+
+def test_config_checks_strategies_against_factors(isolated_env, tmp_path):
+    strategies = {"s": {"kind": "linear", "params": {"factors": {"momentum": 1.0}}}}
+    cfg = write_config(tmp_path / "bad.yaml", {**SMALL_CONFIG, "strategies": strategies})
+    result = CliRunner().invoke(cli, ["--config", str(cfg), "config"])
+    assert result.exit_code != 0  # main() prints qpipe's errors without a trace
+    assert "strategies.s.params.factors.momentum: unknown factor" in str(result.exception)
