@@ -1,0 +1,76 @@
+"""Plotly figures of a backtest, usable from a notebook and from the tear sheet."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from qpipe.analytics.metrics import YEAR, daily_returns, drawdown, monthly_returns
+
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+
+def _layout(fig: go.Figure, title: str, y: str) -> go.Figure:
+    fig.update_layout(
+        title=title, yaxis_title=y, template="plotly_white", height=360,
+        margin={"l": 60, "r": 20, "t": 50, "b": 40}, legend={"orientation": "h"},
+    )  # fmt: skip
+    return fig
+
+
+def equity_chart(
+    equity: pd.Series, benchmark: pd.Series | None = None, log: bool = False
+) -> go.Figure:
+    """Equity against the benchmark, both rebased to the equity's first value."""
+    fig = go.Figure(go.Scatter(x=equity.index, y=equity, name="strategy", mode="lines"))
+    if benchmark is not None and len(benchmark.dropna()):
+        b = benchmark.reindex(equity.index).ffill()
+        b = b / b.dropna().iloc[0] * equity.iloc[0]
+        fig.add_trace(go.Scatter(x=b.index, y=b, name=str(benchmark.name or "benchmark"),
+                                 mode="lines"))  # fmt: skip
+    if log:
+        fig.update_yaxes(type="log")
+    return _layout(fig, "Equity", "NAV")
+
+
+def drawdown_chart(equity: pd.Series) -> go.Figure:
+    """Underwater curve: the fall from the running peak, as a negative percentage."""
+    dd = -100.0 * drawdown(equity)
+    fig = go.Figure(go.Scatter(x=dd.index, y=dd, fill="tozeroy", mode="lines", name="drawdown"))
+    return _layout(fig, "Drawdown", "% below peak")
+
+
+def monthly_heatmap(equity: pd.Series) -> go.Figure:
+    """Monthly returns (%) by year and month."""
+    table = monthly_returns(equity).reindex(columns=range(1, 13)) * 100.0
+    text = table.map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    fig = go.Figure(
+        go.Heatmap(
+            z=table.to_numpy(),
+            x=MONTHS,
+            y=[str(y) for y in table.index],
+            colorscale="RdYlGn",
+            zmid=0.0,
+            text=text.to_numpy(),
+            texttemplate="%{text}",
+            colorbar={"title": "%"},
+        )
+    )
+    return _layout(fig, "Monthly returns", "year")
+
+
+def rolling_sharpe_chart(equity: pd.Series, window: int = 126) -> go.Figure:
+    """Sharpe ratio over a rolling window of sessions (annualised, zero risk-free rate)."""
+    r = daily_returns(equity)
+    sharpe = r.rolling(window).mean() / r.rolling(window).std() * np.sqrt(YEAR)
+    fig = go.Figure(go.Scatter(x=sharpe.index, y=sharpe, mode="lines", name="rolling Sharpe"))
+    return _layout(fig, f"Rolling Sharpe ({window} sessions)", "Sharpe")
+
+
+def exposure_chart(daily: pd.DataFrame) -> go.Figure:
+    """Gross and net exposure and daily turnover, fractions of NAV."""
+    fig = go.Figure()
+    for column in ("gross_exposure", "net_exposure", "turnover"):
+        fig.add_trace(go.Scatter(x=daily.index, y=daily[column], mode="lines", name=column))
+    return _layout(fig, "Exposure and turnover", "fraction of NAV")
