@@ -365,6 +365,51 @@ def backtest(ctx: click.Context, strategy: str | None, record: bool) -> None:
     _print_metrics(project, chosen)
 
 
+@cli.command()
+@click.option("--strategy", default=None, help="One strategy (default: every configured one).")
+@click.option(
+    "--out",
+    "out",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="HTML file (one strategy) or directory (default: <data>/reports/).",
+)
+@click.option("--log", "log_scale", is_flag=True, help="Equity on a log scale.")
+@click.pass_context
+def report(ctx: click.Context, strategy: str | None, out: Path | None, log_scale: bool) -> None:
+    """Write a tear sheet per strategy: one self-contained HTML file (Plotly, works offline)
+    with equity against the benchmark, drawdown, monthly returns, rolling Sharpe, exposure
+    and turnover, the metrics and the largest trades."""
+    from qpipe.analytics.report import write_report
+    from qpipe.backtest.inputs import bars_dataset
+    from qpipe.backtest.runner import benchmark_series, run_backtest
+    from qpipe.data.schema import MarketData
+
+    project = _project(ctx)
+    chosen = _chosen_strategies(project, strategy)
+    lake = project.lake
+    missing = [n for n in chosen if f"signals_{n}" not in lake.tables()]
+    if missing:
+        raise click.ClickException(f"no signals for {', '.join(missing)}: run `qpipe signals`")
+    market = MarketData(lake.read("bars"), lake.read("corporate_actions"))
+    settings = project.settings.backtest
+    for name in chosen:
+        strat = project.strategies[name]
+        signals = lake.read(f"signals_{name}")
+        result = run_backtest(strat, market, signals, settings, project.instruments)
+        first = signals["date"].min()
+        bars = bars_dataset(MarketData(market.bars.loc[market.bars["date"] >= first],
+                                       market.actions))  # fmt: skip
+        bench = benchmark_series(bars, settings.benchmark, strat.universe.select(
+            project.instruments))  # fmt: skip
+        if out is not None and (strategy is not None or out.suffix == ".html"):
+            path = out
+        else:
+            path = (out or project.root / "reports") / f"{name}.html"
+        written = write_report(path, name, result, bench, log=log_scale)
+        click.echo(f"{name}: {written}")
+
+
 def _chosen_strategies(project: Any, strategy: str | None) -> list[str]:
     configured = project.strategies
     if not configured:

@@ -243,6 +243,12 @@ def test_backtest_needs_signals_then_prints_metrics(isolated_env, tmp_path):
     out = invoke(*args, "backtest")
     assert out.exit_code == 0, out.output
     assert "sharpe" in out.output and "max_drawdown" in out.output and "rot" in out.output
+    page = tmp_path / "rot.html"
+    made = invoke(*args, "report", "--strategy", "rot", "--out", str(page))
+    assert made.exit_code == 0, made.output
+    assert f"rot: {page}" in made.output
+    text = page.read_text()
+    assert "qpipe backtest: rot" in text and text.count('class="plotly-graph-div"') == 5
 
 
 def test_config_checks_strategies_against_factors(isolated_env, tmp_path):
