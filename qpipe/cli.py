@@ -381,8 +381,7 @@ def report(ctx: click.Context, strategy: str | None, out: Path | None, log_scale
     with equity against the benchmark, drawdown, monthly returns, rolling Sharpe, exposure
     and turnover, the metrics and the largest trades."""
     from qpipe.analytics.report import write_report
-    from qpipe.backtest.inputs import bars_dataset
-    from qpipe.backtest.runner import benchmark_series, run_backtest
+    from qpipe.backtest.runner import run_backtest
     from qpipe.data.schema import MarketData
 
     project = _project(ctx)
@@ -396,12 +395,7 @@ def report(ctx: click.Context, strategy: str | None, out: Path | None, log_scale
     for name in chosen:
         strat = project.strategies[name]
         signals = lake.read(f"signals_{name}")
-        result = run_backtest(strat, market, signals, settings, project.instruments)
-        first = signals["date"].min()
-        bars = bars_dataset(MarketData(market.bars.loc[market.bars["date"] >= first],
-                                       market.actions))  # fmt: skip
-        bench = benchmark_series(bars, settings.benchmark, strat.universe.select(
-            project.instruments))  # fmt: skip
+        result, bench = run_backtest(strat, market, signals, settings, project.instruments)
         if out is not None and (strategy is not None or out.suffix == ".html"):
             path = out
         else:

@@ -24,7 +24,7 @@ reported unfilled). Same inputs, same outputs, bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -353,6 +353,4 @@ def _value(qty: np.ndarray, price: np.ndarray) -> float:
 
 def _rescale_stops(state: object, split: np.ndarray) -> object:
     """Stop-loss reference prices in post-split units."""
-    from dataclasses import replace
-
     return replace(state, entry=state.entry / split, peak=state.peak / split)  # type: ignore[attr-defined]

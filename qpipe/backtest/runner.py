@@ -38,15 +38,14 @@ def benchmark_series(bars: xr.Dataset, spec: str, universe: list[str]) -> pd.Ser
     return pd.Series(np.cumprod(mean), index=bars.indexes["date"], name=EQUAL_WEIGHT)
 
 
-def run_backtest(
+def backtest_inputs(
     strategy: BaseStrategy,
     market: MarketData,
     signals: pd.DataFrame,
     settings: BacktestSettings,
     instruments: pd.DataFrame,
-) -> BacktestResult:
-    """Trade the strategy's target weights on the raw bars from its first signal session on,
-    with its stop loss and circuit breaker, against the configured benchmark."""
+) -> tuple[xr.Dataset, xr.DataArray, pd.Series]:
+    """The engine's bars and weights from the first signal session on, and the benchmark."""
     if signals.empty:
         raise ValueError(f"strategy {strategy.name!r} has no signals: run `qpipe signals`")
     first = signals["date"].min()
@@ -54,10 +53,25 @@ def run_backtest(
     bars = bars_dataset(cut)
     weights = weights_panel(signals).reindex(symbol=bars.indexes["symbol"])
     benchmark = benchmark_series(bars, settings.benchmark, strategy.universe.select(instruments))
-    return BacktestEngine(engine_config(settings)).run(
+    return bars, weights, benchmark
+
+
+def run_backtest(
+    strategy: BaseStrategy,
+    market: MarketData,
+    signals: pd.DataFrame,
+    settings: BacktestSettings,
+    instruments: pd.DataFrame,
+) -> tuple[BacktestResult, pd.Series]:
+    """Trade the strategy's target weights on the raw bars from its first signal session on,
+    with its stop loss and circuit breaker, against the configured benchmark; returns the
+    result and the benchmark series."""
+    bars, weights, benchmark = backtest_inputs(strategy, market, signals, settings, instruments)
+    result = BacktestEngine(engine_config(settings)).run(
         bars,
         weights,
         stop_loss=strategy.stop_loss,
         circuit_breaker=strategy.circuit_breaker,
         benchmark=benchmark,
     )
+    return result, benchmark

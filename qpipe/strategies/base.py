@@ -25,7 +25,7 @@ import xarray as xr
 from qpipe.calendars import DateLike, TradingCalendar, to_date
 from qpipe.factors.inputs import FactorInputs
 from qpipe.factors.operators import ts_std
-from qpipe.strategies.portfolio import Portfolio
+from qpipe.strategies.portfolio import InverseVolatility, Portfolio
 from qpipe.strategies.risk import CircuitBreaker, StopLoss
 from qpipe.strategies.schedule import Frequency, rebalance_mask
 
@@ -203,8 +203,6 @@ class BaseStrategy(ABC):
         return score
 
     def _needs_volatility(self) -> bool:
-        from qpipe.strategies.portfolio import InverseVolatility
-
         return any(isinstance(step, InverseVolatility) for step in self.portfolio.steps)
 
 

@@ -42,7 +42,7 @@ def _backtest_asset(name: str, strategy: BaseStrategy) -> AssetsDefinition:
         signals = proj.lake.read(signals_table(name))
         market = MarketData(proj.lake.read("bars"), proj.lake.read("corporate_actions"))
         settings = proj.settings.backtest
-        result = run_backtest(strategy, market, signals, settings, proj.instruments)
+        result, _ = run_backtest(strategy, market, signals, settings, proj.instruments)
         path = save_result(proj.lake.root, name, result)
         metrics = {k: float(result.metrics[k]) for k in HEADLINE}
         context.log.info(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
