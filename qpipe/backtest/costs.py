@@ -1,22 +1,27 @@
-"""Trading costs: slipped fill prices and commissions, vectorised over a day's orders."""
+"""Trading costs of one order: the slipped fill price and the commission (compiled scalars,
+callable from Python and from the engine's compiled day steps)."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from qpipe.backtest.config import BacktestConfig
+import numba as nb
 
 
-def fill_prices(price: np.ndarray, side: np.ndarray, config: BacktestConfig) -> np.ndarray:
-    """``price`` moved against the trader by the slippage rate: up for buys (``side > 0``),
-    down for sells (``side < 0``)."""
-    return price * (1.0 + config.slippage_rate * np.sign(side))
+@nb.njit(cache=True, nogil=True)
+def fill_price(price: float, side: float, slippage_rate: float) -> float:
+    """``price`` moved against the trader by ``slippage_rate`` (a fraction): up for a buy
+    (``side > 0``), down for a sell (``side < 0``)."""
+    if side > 0:
+        return price * (1.0 + slippage_rate)
+    if side < 0:
+        return price * (1.0 - slippage_rate)
+    return price
 
 
-def commissions(notional: np.ndarray, config: BacktestConfig) -> np.ndarray:
-    """Fee per order: ``rate x |notional|``, at least ``min_commission`` for a non-zero
-    order, 0 for none."""
-    fee = config.commission_rate * np.abs(notional)
-    if config.min_commission > 0:
-        fee = np.where(notional != 0, np.maximum(fee, config.min_commission), 0.0)
+@nb.njit(cache=True, nogil=True)
+def commission(notional: float, rate: float, minimum: float) -> float:
+    """Fee of one order: ``rate x |notional|`` (rate a fraction), at least ``minimum`` for a
+    non-zero order, 0 for none."""
+    fee = rate * abs(notional)
+    if minimum > 0.0:
+        fee = max(fee, minimum) if notional != 0.0 else 0.0
     return fee

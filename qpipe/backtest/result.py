@@ -47,9 +47,9 @@ class BacktestResult:
         positions: np.ndarray,
         closes: np.ndarray,
         daily: dict[str, np.ndarray],
-        ledger: Any,
+        fills: np.ndarray,
+        risk_events: list[tuple[Any, str, str, str]],
         reasons: tuple[str, ...],
-        config: Any,
         benchmark: pd.Series | None,
         breaker_mode: np.ndarray | None,
     ) -> BacktestResult:
@@ -76,33 +76,32 @@ class BacktestResult:
             )
         if breaker_mode is not None:
             frame["breaker"] = breaker_mode
-        if ledger.fill_day:
-            day = np.concatenate(ledger.fill_day)
-            signed = np.concatenate(ledger.fill_qty)
-            fills = pd.DataFrame(
+        if len(fills):
+            signed = fills[:, 2]
+            fill_frame = pd.DataFrame(
                 {
-                    "date": dates[day],
+                    "date": dates[fills[:, 0].astype(np.int64)],
                     "symbol": pd.Categorical.from_codes(
-                        np.concatenate(ledger.fill_symbol), categories=pd.Index(symbols)
+                        fills[:, 1].astype(np.int64), categories=pd.Index(symbols)
                     ),
                     "side": pd.Categorical.from_codes(
                         (signed > 0).astype(np.int8), categories=["sell", "buy"]
                     ),
                     "quantity": np.abs(signed),
-                    "price": np.concatenate(ledger.fill_price),
-                    "fee": np.concatenate(ledger.fill_fee),
+                    "price": fills[:, 3],
+                    "fee": fills[:, 4],
                     "reason": pd.Categorical.from_codes(
-                        np.concatenate(ledger.fill_reason), categories=list(reasons)
+                        fills[:, 5].astype(np.int8), categories=list(reasons)
                     ),
                 }
             )
         else:
-            fills = pd.DataFrame({c: [] for c in FILL_COLUMNS})
-        events = pd.DataFrame(ledger.risk_events, columns=["date", "symbol", "rule", "reason"])
+            fill_frame = pd.DataFrame({c: [] for c in FILL_COLUMNS})
+        events = pd.DataFrame(risk_events, columns=["date", "symbol", "rule", "reason"])
         result = cls(
             equity=equity,
             positions=pd.DataFrame(positions, index=dates, columns=symbols),
-            fills=fills,
+            fills=fill_frame,
             daily=frame,
             risk_events=events,
         )

@@ -1,0 +1,297 @@
+"""The engine's compiled day steps: corporate actions, fills, marks, delisting and the
+decision of one session, over flat arrays that the steps update in place.
+
+:mod:`qpipe.backtest.engine` holds the rules in words and drives these steps: in one compiled
+call over all sessions when the strategy has no risk rules (:func:`run_days`), or one session
+at a time with the risk rules evaluated in Python between :func:`open_day` and
+:func:`close_day`. Both paths run the same steps, so they give the same numbers.
+
+The arrays, grouped in tuples:
+
+- ``market``: ``opens, closes, volume`` (sessions x symbols, NaN = no bar), ``split,
+  dividend`` (sessions x symbols by ex-date; read only on sessions where ``has_actions``),
+  ``has_actions`` (bool per session), ``delist_day`` (per symbol, the session it is closed
+  at its last close; -1 = never).
+- ``book``: ``qty`` (shares per symbol), ``last`` (last close seen), ``fill_px`` (fill prices
+  since the caller last cleared them, NaN = none), ``acct`` (``[cash, pending]``),
+  ``pending_target`` and ``pending_reason`` (the order decided at the last close).
+- ``out``: ``cash, nav`` (per session), ``positions`` (sessions x symbols), ``daily``
+  (sessions x :data:`DAILY_COLUMNS`).
+- ``ledger``: one row per fill (:data:`LEDGER_COLUMNS`), ``count`` (``[rows used]``).
+- ``params``: see :func:`params`.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from qpipe.backtest.config import BacktestConfig
+from qpipe.backtest.costs import commission, fill_price
+
+DAILY_COLUMNS = ("traded", "fees", "slippage", "shortfall", "unfilled", "dividends")
+TRADED, FEES, SLIPPAGE, SHORTFALL, UNFILLED, DIVIDENDS = range(len(DAILY_COLUMNS))
+LEDGER_COLUMNS = ("day", "symbol", "quantity", "price", "fee", "reason")
+REASONS = ("rebalance", "stop_loss", "circuit_breaker", "delisting")
+REBALANCE, STOP, BREAKER, DELIST = range(len(REASONS))
+CASH, PENDING = 0, 1
+FILL_MODES = ("next_open", "next_close", "close")
+NEXT_OPEN, NEXT_CLOSE, CLOSE = range(len(FILL_MODES))
+_FILL, _RATE, _MINIMUM, _SLIPPAGE, _PARTICIPATION, _LOT = range(6)
+
+_jit = nb.njit(cache=True, nogil=True)
+
+
+def params(config: BacktestConfig) -> np.ndarray:
+    """``config`` as the flat array the steps read (participation and lot size 0 = none)."""
+    return np.array(
+        [
+            FILL_MODES.index(config.fill),
+            config.commission_rate,
+            config.min_commission,
+            config.slippage_rate,
+            config.participation or 0.0,
+            config.lot_size or 0.0,
+        ],
+        dtype=np.float64,
+    )
+
+
+@_jit
+def value(qty: np.ndarray, price: np.ndarray) -> float:
+    """``sum(qty x price)`` over the names held (a name never priced is held by no one)."""
+    total = 0.0
+    for i in range(qty.shape[0]):
+        if qty[i] != 0.0 and not np.isnan(price[i]):
+            total += qty[i] * price[i]
+    return total
+
+
+@_jit
+def _record(
+    t: int, i: int, signed: float, px: float, fee: float, quoted: float, why: int,
+    ledger: np.ndarray, count: np.ndarray, daily: np.ndarray,
+) -> None:  # fmt: skip
+    k = count[0]
+    ledger[k, 0] = t
+    ledger[k, 1] = i
+    ledger[k, 2] = signed
+    ledger[k, 3] = px
+    ledger[k, 4] = fee
+    ledger[k, 5] = why
+    count[0] = k + 1
+    size = abs(signed)
+    daily[t, TRADED] += size * px
+    daily[t, FEES] += fee
+    daily[t, SLIPPAGE] += size * abs(px - quoted)
+
+
+@_jit
+def _cost(size: np.ndarray, px: np.ndarray, rate: float, minimum: float) -> float:
+    total = 0.0
+    for k in range(size.shape[0]):
+        notional = size[k] * px[k]
+        total += notional + commission(notional, rate, minimum)
+    return total
+
+
+@_jit
+def _affordable(
+    size: np.ndarray, px: np.ndarray, cash: float, rate: float, minimum: float, lot: float
+) -> np.ndarray:
+    """``size`` scaled down together (and to whole lots) until notional plus fees fit in
+    ``cash``."""
+    total = _cost(size, px, rate, minimum)
+    if total <= cash:
+        return size
+    if lot > 0.0:
+        # The largest common factor whose whole-lot buys the cash pays for (the cost of the
+        # truncated buys grows with the factor, so bisection finds it).
+        trial = np.empty_like(size)
+        lo, hi = 0.0, 1.0
+        for _ in range(64):
+            mid = 0.5 * (lo + hi)
+            for k in range(size.shape[0]):
+                trial[k] = np.trunc(size[k] * mid / lot) * lot
+            if _cost(trial, px, rate, minimum) <= cash:
+                lo = mid
+            else:
+                hi = mid
+        for k in range(size.shape[0]):
+            trial[k] = np.trunc(size[k] * lo / lot) * lot
+        return trial
+    scale = max(cash, 0.0) / total
+    scaled = size * scale
+    for _ in range(60):  # a minimum commission makes fees non-proportional
+        c = _cost(scaled, px, rate, minimum)
+        over = c - cash
+        if over <= 0.0:
+            return scaled
+        scale *= max(0.0, 1.0 - over / max(c, 1e-300) - 1e-12)
+        scaled = size * scale
+    return np.zeros_like(size)
+
+
+@_jit
+def execute(
+    t: int, target: np.ndarray, reason: np.ndarray, price: np.ndarray, volume: np.ndarray,
+    book: tuple, daily: np.ndarray, ledger: np.ndarray, count: np.ndarray, params: np.ndarray,
+) -> None:  # fmt: skip
+    """Trade toward ``target`` weights (NaN: leave as is) at ``price`` (NaN: halted, no
+    trade) on session ``t``: sells first, then buys scaled to the cash."""
+    qty, last, fill_px, acct = book[0], book[1], book[2], book[3]
+    rate, minimum, slip = params[_RATE], params[_MINIMUM], params[_SLIPPAGE]
+    participation, lot = params[_PARTICIPATION], params[_LOT]
+    n = qty.shape[0]
+    cash = acct[CASH]
+    sizing = cash  # the portfolio marked at the fill prices before any trade
+    for i in range(n):
+        mark = last[i] if np.isnan(price[i]) else price[i]
+        if qty[i] != 0.0 and not np.isnan(mark):
+            sizing += qty[i] * mark
+    delta = np.zeros(n)
+    for i in range(n):
+        p = price[i]
+        if np.isnan(target[i]) or np.isnan(p):
+            continue
+        want = target[i] * sizing / p
+        if lot > 0.0:
+            want = np.trunc(want / lot) * lot
+        d = want - qty[i]
+        if abs(d) < 1e-12 * max(1.0, abs(qty[i])):
+            continue
+        if participation > 0.0:
+            v = volume[i]
+            cap = participation * (0.0 if np.isnan(v) else v)
+            if lot > 0.0:
+                cap = np.trunc(cap / lot) * lot
+            capped = min(max(d, -cap), cap)
+            daily[t, UNFILLED] += abs(d - capped) * p
+            d = capped
+        delta[i] = d
+    # Reductions (sells) first: their proceeds pay for the buys.
+    for i in range(n):
+        if delta[i] < 0.0:
+            px = fill_price(price[i], -1.0, slip)
+            notional = -delta[i] * px
+            fee = commission(notional, rate, minimum)
+            cash += notional - fee
+            qty[i] += delta[i]
+            fill_px[i] = px
+            _record(t, i, delta[i], px, fee, price[i], reason[i], ledger, count, daily)
+    buys = np.flatnonzero(delta > 0.0)
+    if buys.shape[0]:
+        size = delta[buys]
+        px = np.empty(buys.shape[0])
+        wanted = 0.0
+        for k in range(buys.shape[0]):
+            px[k] = fill_price(price[buys[k]], 1.0, slip)
+            wanted += size[k] * px[k]
+        size = _affordable(size, px, cash, rate, minimum, lot)
+        bought = 0.0
+        for k in range(buys.shape[0]):
+            if size[k] <= 0.0:
+                continue
+            i = buys[k]
+            notional = size[k] * px[k]
+            fee = commission(notional, rate, minimum)
+            bought += notional
+            cash -= notional + fee
+            qty[i] += size[k]
+            fill_px[i] = px[k]
+            _record(t, i, size[k], px[k], fee, price[i], reason[i], ledger, count, daily)
+        daily[t, SHORTFALL] += wanted - bought
+    acct[CASH] = cash
+
+
+@_jit
+def open_day(
+    t: int, market: tuple, book: tuple, daily: np.ndarray, ledger: np.ndarray,
+    count: np.ndarray, params: np.ndarray,
+) -> float:  # fmt: skip
+    """Session ``t`` up to the decision: corporate actions, yesterday's order filled,
+    positions marked at the close, delisted names closed. Returns the NAV."""
+    opens, closes, volume, split, dividend, has_actions, delist_day = market
+    qty, last, acct = book[0], book[1], book[3]
+    n = qty.shape[0]
+    if has_actions[t]:
+        paid = 0.0
+        for i in range(n):
+            qty[i] *= split[t, i]
+            last[i] /= split[t, i]
+            paid += qty[i] * dividend[t, i]
+        acct[CASH] += paid
+        daily[t, DIVIDENDS] = paid
+    if acct[PENDING] != 0.0:
+        price = opens[t] if params[_FILL] == NEXT_OPEN else closes[t]
+        execute(t, book[4], book[5], price, volume[t], book, daily, ledger, count, params)
+        acct[PENDING] = 0.0
+    for i in range(n):
+        if not np.isnan(closes[t, i]):
+            last[i] = closes[t, i]
+    for i in range(n):
+        if delist_day[i] == t and qty[i] != 0.0:
+            px = last[i]
+            acct[CASH] += qty[i] * px
+            _record(t, i, -qty[i], px, 0.0, px, DELIST, ledger, count, daily)
+            qty[i] = 0.0
+    return acct[CASH] + value(qty, last)
+
+
+@_jit
+def rebalance_target(
+    t: int, weights: np.ndarray, delist_day: np.ndarray, target: np.ndarray, reason: np.ndarray
+) -> None:
+    """The strategy's order of session ``t`` into ``target`` and ``reason``: its weights,
+    except for a name delisted today (nothing to buy back at its last close)."""
+    for i in range(target.shape[0]):
+        target[i] = np.nan if delist_day[i] == t else weights[t, i]
+        reason[i] = REBALANCE
+
+
+@_jit
+def close_day(
+    t: int, target: np.ndarray, reason: np.ndarray, market: tuple, book: tuple, out: tuple,
+    ledger: np.ndarray, count: np.ndarray, params: np.ndarray,
+) -> None:  # fmt: skip
+    """Session ``t`` from the decision on: ``target`` (NaN: leave as is) fills at this close
+    or waits for the next session; the day's cash, NAV and positions are recorded."""
+    closes, volume = market[1], market[2]
+    qty, last, acct = book[0], book[1], book[3]
+    out_cash, out_nav, positions, daily = out
+    decided = False
+    for i in range(target.shape[0]):
+        if not np.isnan(target[i]):
+            decided = True
+            break
+    if decided:
+        if params[_FILL] == CLOSE:
+            execute(t, target, reason, closes[t], volume[t], book, daily, ledger, count, params)
+        else:
+            book[4][:] = target
+            book[5][:] = reason
+            acct[PENDING] = 1.0
+    out_cash[t] = acct[CASH]
+    out_nav[t] = acct[CASH] + value(qty, last)
+    positions[t] = qty
+
+
+@_jit
+def run_days(
+    t0: int, t1: int, weights: np.ndarray, market: tuple, book: tuple, out: tuple,
+    ledger: np.ndarray, count: np.ndarray, params: np.ndarray,
+) -> int:  # fmt: skip
+    """Sessions ``t0 .. t1 - 1`` without risk rules. Returns the first session not run: ``t1``,
+    or earlier when the ledger might not hold another session's fills (grow it and resume)."""
+    n = weights.shape[1]
+    target = np.empty(n)
+    reason = np.empty(n, dtype=np.int64)
+    delist_day = market[6]
+    daily = out[3]
+    for t in range(t0, t1):
+        if count[0] + 2 * n > ledger.shape[0]:
+            return t
+        open_day(t, market, book, daily, ledger, count, params)
+        rebalance_target(t, weights, delist_day, target, reason)
+        close_day(t, target, reason, market, book, out, ledger, count, params)
+    return t1
