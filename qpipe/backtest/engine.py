@@ -59,6 +59,12 @@ class _Ledger:
         return self.rows[: self.count[0]]
 
 
+def _expected_fills(weights: np.ndarray) -> int:
+    """Room for the fills to start with: one per weight given, and a day's worth more (the
+    ledger grows when that is not enough)."""
+    return int(np.count_nonzero(~np.isnan(weights))) + 2 * weights.shape[1] + 64
+
+
 def _panel(bars: xr.Dataset, name: str, default: float | None = None) -> np.ndarray:
     if name not in bars:
         if default is None:
@@ -119,8 +125,7 @@ class BacktestEngine:
         )
         out = (np.empty(n_days), np.empty(n_days), np.empty((n_days, n)),
                np.zeros((n_days, len(m.DAILY_COLUMNS))))  # fmt: skip
-        ledger = _Ledger(np.empty((int(np.count_nonzero(~np.isnan(weights))) + 2 * n + 64,
-                                   len(m.LEDGER_COLUMNS))))  # fmt: skip
+        ledger = _Ledger(np.empty((_expected_fills(weights), len(m.LEDGER_COLUMNS))))
         params = m.params(cfg)
 
         breaker_mode = None

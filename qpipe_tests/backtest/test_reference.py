@@ -19,8 +19,10 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qpipe.backtest import engine as engine_module
 from qpipe.backtest.config import BacktestConfig
 from qpipe.backtest.engine import BacktestEngine
+from qpipe.strategies.risk import CircuitBreaker, StopLoss
 
 FILLS = ["next_open", "next_close", "close"]
 RTOL = 1e-9
@@ -511,3 +513,37 @@ def test_engine_is_deterministic(fill: str) -> None:
     pd.testing.assert_frame_equal(first.positions, second.positions, check_exact=True)
     pd.testing.assert_frame_equal(first.fills, second.fills, check_exact=True)
     pd.testing.assert_frame_equal(first.daily, second.daily, check_exact=True)
+
+
+@pytest.mark.parametrize("fill", FILLS)
+def test_risk_rule_loop_without_triggers_equals_the_compiled_loop(fill: str) -> None:
+    """With a stop and a breaker that never fire, the session-by-session loop (risk rules in
+    Python between the compiled steps) gives the all-sessions compiled loop's result, bit
+    for bit."""
+    bars, target = make_case(3)
+    cfg = BacktestConfig(fill=fill, **CONFIGS["lots_cap"])
+    plain = BacktestEngine(cfg).run(bars, target)
+    never = CircuitBreaker(reduce_drawdown=None, halt_drawdown=None, max_daily_loss=0.99)
+    ruled = BacktestEngine(cfg).run(
+        bars, target, stop_loss=StopLoss(stop=0.999), circuit_breaker=never
+    )
+    assert ruled.risk_events.empty
+    assert set(ruled.daily["breaker"]) == {"active"}
+    pd.testing.assert_series_equal(plain.equity, ruled.equity, check_exact=True)
+    pd.testing.assert_frame_equal(plain.positions, ruled.positions, check_exact=True)
+    pd.testing.assert_frame_equal(plain.fills, ruled.fills, check_exact=True)
+    pd.testing.assert_frame_equal(
+        plain.daily, ruled.daily.drop(columns="breaker"), check_exact=True
+    )
+
+
+def test_fill_ledger_grows_past_its_first_guess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ledger that starts with room for one fill grows, and loses none of them."""
+    bars, target = make_case(4)
+    cfg = BacktestConfig(**CONFIGS["costs"])
+    roomy = BacktestEngine(cfg).run(bars, target)
+    monkeypatch.setattr(engine_module, "_expected_fills", lambda weights: 1)
+    tight = BacktestEngine(cfg).run(bars, target)
+    assert len(roomy.fills) > 10
+    pd.testing.assert_frame_equal(roomy.fills, tight.fills, check_exact=True)
+    pd.testing.assert_series_equal(roomy.equity, tight.equity, check_exact=True)
