@@ -352,17 +352,28 @@ def signals(
 def backtest(ctx: click.Context, strategy: str | None, record: bool) -> None:
     """Backtest the configured strategies over their signals (through Dagster, in process)
     and print their metrics side by side."""
+    chosen = _run_backtests(ctx, strategy, record, reports=False)
+    _print_metrics(_project(ctx), chosen)
+
+
+def _run_backtests(
+    ctx: click.Context, strategy: str | None, record: bool, reports: bool
+) -> list[str]:
+    """Materialise ``backtest_<name>`` (and ``report_<name>`` with ``reports``) of the chosen
+    strategies; returns their names."""
     project = _project(ctx)
     chosen = _chosen_strategies(project, strategy)
-    lake = project.lake
-    missing = [n for n in chosen if f"signals_{n}" not in lake.tables()]
+    missing = [n for n in chosen if f"signals_{n}" not in project.lake.tables()]
     if missing:
         raise click.ClickException(
             f"no signals for {', '.join(missing)}: run `qpipe signals` first"
         )
-    _console().print(f"Backtesting {', '.join(chosen)}")
-    _execute(ctx, "run_backtests", None, record, assets=[f"backtest_{n}" for n in chosen])
-    _print_metrics(project, chosen)
+    kinds = ("backtest", "report") if reports else ("backtest",)
+    also = " and writing their tear sheets" if reports else ""
+    _console().print(f"Backtesting {', '.join(chosen)}{also}")
+    assets = [f"{k}_{n}" for n in chosen for k in kinds]
+    _execute(ctx, "run_backtests", None, record, assets=assets)
+    return chosen
 
 
 @cli.command()
@@ -377,25 +388,20 @@ def backtest(ctx: click.Context, strategy: str | None, record: bool) -> None:
 @click.option("--log", "log_scale", is_flag=True, help="Equity on a log scale.")
 @click.pass_context
 def report(ctx: click.Context, strategy: str | None, out: Path | None, log_scale: bool) -> None:
-    """Write a tear sheet per strategy: one self-contained HTML file (Plotly, works offline)
-    with equity against the benchmark, drawdown, monthly returns, rolling Sharpe, exposure
-    and turnover, the metrics and the largest trades."""
+    """Write a tear sheet per strategy from its saved backtest: one self-contained HTML file
+    (Plotly, works offline) with equity against the benchmark, drawdown, monthly returns,
+    rolling Sharpe, exposure and turnover, the metrics and the largest trades."""
     from qpipe.analytics.report import write_report
-    from qpipe.backtest.runner import run_backtest
-    from qpipe.data.schema import MarketData
+    from qpipe.backtest.store import load_result
 
     project = _project(ctx)
-    chosen = _chosen_strategies(project, strategy)
-    lake = project.lake
-    missing = [n for n in chosen if f"signals_{n}" not in lake.tables()]
-    if missing:
-        raise click.ClickException(f"no signals for {', '.join(missing)}: run `qpipe signals`")
-    market = MarketData(lake.read("bars"), lake.read("corporate_actions"))
-    settings = project.settings.backtest
-    for name in chosen:
-        strat = project.strategies[name]
-        signals = lake.read(f"signals_{name}")
-        result, bench = run_backtest(strat, market, signals, settings, project.instruments)
+    for name in _chosen_strategies(project, strategy):
+        try:
+            result, bench = load_result(project.lake.root, name)
+        except FileNotFoundError:
+            raise click.ClickException(
+                f"no saved backtest of {name!r}: run `qpipe backtest` first"
+            ) from None
         if out is not None and (strategy is not None or out.suffix == ".html"):
             path = out
         else:
@@ -415,7 +421,8 @@ def _chosen_strategies(project: Any, strategy: str | None) -> list[str]:
     return [strategy] if strategy else list(configured)
 
 
-def _print_metrics(project: Any, names: list[str]) -> None:
+def _print_metrics(project: Any, names: list[str], only: tuple[str, ...] = ()) -> None:
+    """The saved metrics of ``names`` side by side (just the ``only`` ones when given)."""
     import pandas as pd
 
     from qpipe.backtest.store import load_output
@@ -425,6 +432,8 @@ def _print_metrics(project: Any, names: list[str]) -> None:
          for n in names],
         axis=1,
     )  # fmt: skip
+    if only:
+        table = table.loc[[m for m in only if m in table.index]]
     click.echo("")
     _print_frame(table.round(4).reset_index(), len(table))
 
@@ -454,15 +463,18 @@ def sql(ctx: click.Context, query: str, max_rows: int) -> None:
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """Run the main job on the configured (default: synthetic) data: sync the lake, compute
-    the factors and the strategies' signals, backtest them, then summarise the lake."""
+    the factors and the strategies' signals, backtest them and write their tear sheets, then
+    summarise the lake, the strategies' headline metrics and where the tear sheets are."""
     _run_sync(ctx, None, None, False, False)
     ctx.invoke(factors)
+    chosen: list[str] = []
     if _project(ctx).strategies:
         ctx.invoke(signals)
-        ctx.invoke(backtest)
+        chosen = _run_backtests(ctx, None, False, reports=True)
     import pandas as pd
 
     from qpipe.data.query import connect
+    from qpipe.defs.backtests.assets import HEADLINE, report_path
 
     project = _project(ctx)
     con = connect(project.lake.root)
@@ -499,8 +511,15 @@ def demo(ctx: click.Context) -> None:
         _print_frame(pd.concat(holdings, ignore_index=True), len(holdings))
     click.echo(
         '\nNext: qpipe sql "select date, symbol, mom_12_1 from factors order by date desc '
-        'limit 5", qpipe factors list, or the Dagster UI: dagster dev -w workspace.yaml'
+        'limit 5", qpipe factors list, qpipe backtest, or the Dagster UI: '
+        "dagster dev -w workspace.yaml"
     )
+    if chosen:
+        click.echo("\nHeadline metrics of the backtests:")
+        _print_metrics(project, chosen, HEADLINE)
+        click.echo("\nTear sheets:")
+        for name in chosen:
+            click.echo(f"  {name}: {report_path(project, name)}")
 
 
 @cli.command("config")

@@ -148,6 +148,30 @@ def test_demo_syncs_and_summarises(isolated_env, small_config, monkeypatch):
     assert "Computing factors for 41 sessions" in result.output
 
 
+def test_demo_ends_with_headline_metrics_and_tear_sheets(isolated_env, tmp_path, monkeypatch):
+    import datetime as dt
+
+    from qpipe.data import sync as sync_module
+
+    monkeypatch.setattr(sync_module, "default_end", lambda project, now=None: dt.date(2024, 3, 28))
+    strategies = {
+        "rot": {"kind": "rotation", "params": {"symbols": ["EMKT", "ETECH"], "lookback": 10,
+                                               "top_k": 1}},
+    }  # fmt: skip
+    cfg = write_config(
+        tmp_path / "d.yaml",
+        {**SMALL_CONFIG, "factors": {"names": ["reversal_1m"]}, "strategies": strategies},
+    )
+    result = invoke("--config", str(cfg), "demo")
+    assert result.exit_code == 0, result.output
+    tail = result.output[result.output.index("Headline metrics of the backtests") :]
+    for metric in ("total_return", "cagr", "sharpe", "max_drawdown"):
+        assert metric in tail
+    sheet = isolated_env / "reports" / "rot.html"
+    assert f"rot: {sheet}" in tail
+    assert "qpipe backtest: rot" in sheet.read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -240,6 +264,8 @@ def test_backtest_needs_signals_then_prints_metrics(isolated_env, tmp_path):
     assert invoke(*args, "sync", "--start", "2024-01-02", "--end", "2024-03-28").exit_code == 0
     assert invoke(*args, "factors").exit_code == 0
     assert invoke(*args, "signals").exit_code == 0
+    unsaved = CliRunner().invoke(cli, [*args, "report"])
+    assert unsaved.exit_code != 0 and "run `qpipe backtest` first" in unsaved.output
     out = invoke(*args, "backtest")
     assert out.exit_code == 0, out.output
     assert "sharpe" in out.output and "max_drawdown" in out.output and "rot" in out.output

@@ -2,6 +2,7 @@
 incremental == full backfill, the sensor after the factors."""
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -148,8 +149,17 @@ def test_backtest_assets_save_results_and_metrics(signal_project):
             m.asset_key.to_user_string(): m.materialization.metadata
             for m in result.get_asset_materialization_events()
         }
-    assert set(metadata) == {"backtest_value_mix", "backtest_rotate"}
+    assert set(metadata) == {
+        "backtest_value_mix",
+        "backtest_rotate",
+        "report_value_mix",
+        "report_rotate",
+    }
     assert metadata["backtest_rotate"]["first_session"].value == "2024-02-01"
+    sheet = Path(metadata["report_rotate"]["path"].value)
+    assert sheet == project.root / "reports" / "rotate.html"
+    html = sheet.read_text(encoding="utf-8")
+    assert "<h1>qpipe backtest: rotate</h1>" in html and "plotly-graph-div" in html
     daily = load_output(project.lake.root, "value_mix", "daily")
     assert daily["date"].min() == pd.Timestamp("2024-02-01")
     assert daily["date"].max() == pd.Timestamp("2024-04-30")

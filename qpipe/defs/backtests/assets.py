@@ -1,5 +1,9 @@
 """``backtest_<strategy>``: the strategy's whole-history backtest from its signals and the
-bars, saved under ``lake/backtests/<strategy>/`` with the headline metrics as metadata."""
+bars, saved under ``lake/backtests/<strategy>/`` with the headline metrics as metadata;
+``report_<strategy>``: its tear sheet, ``<data>/reports/<strategy>.html``, from the saved
+backtest."""
+
+from pathlib import Path
 
 from dagster import (
     AssetDep,
@@ -10,8 +14,9 @@ from dagster import (
     asset,
 )
 
+from qpipe.analytics.report import write_report
 from qpipe.backtest.runner import run_backtest
-from qpipe.backtest.store import save_result
+from qpipe.backtest.store import load_result, save_result
 from qpipe.data.schema import MarketData
 from qpipe.defs.resources import ProjectResource
 from qpipe.project import Project
@@ -22,8 +27,17 @@ HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "max_drawdown", "cal
 
 
 def build_backtest_assets(project: Project) -> list[AssetsDefinition]:
-    """One ``backtest_<name>`` asset per configured strategy."""
-    return [_backtest_asset(name, s) for name, s in project.strategies.items()]
+    """A ``backtest_<name>`` and a ``report_<name>`` asset per configured strategy."""
+    return [
+        a
+        for name, s in project.strategies.items()
+        for a in (_backtest_asset(name, s), _report_asset(name))
+    ]
+
+
+def report_path(project: Project, strategy: str) -> Path:
+    """Where the ``report_<strategy>`` asset writes the tear sheet."""
+    return project.root / "reports" / f"{strategy}.html"
 
 
 def _backtest_asset(name: str, strategy: BaseStrategy) -> AssetsDefinition:
@@ -42,8 +56,8 @@ def _backtest_asset(name: str, strategy: BaseStrategy) -> AssetsDefinition:
         signals = proj.lake.read(signals_table(name))
         market = MarketData(proj.lake.read("bars"), proj.lake.read("corporate_actions"))
         settings = proj.settings.backtest
-        result, _ = run_backtest(strategy, market, signals, settings, proj.instruments)
-        path = save_result(proj.lake.root, name, result)
+        result, bench = run_backtest(strategy, market, signals, settings, proj.instruments)
+        path = save_result(proj.lake.root, name, result, bench)
         metrics = {k: float(result.metrics[k]) for k in HEADLINE}
         context.log.info(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return MaterializeResult(
@@ -59,3 +73,27 @@ def _backtest_asset(name: str, strategy: BaseStrategy) -> AssetsDefinition:
         )
 
     return backtest
+
+
+def _report_asset(name: str) -> AssetsDefinition:
+    @asset(
+        name=f"report_{name}",
+        deps=[AssetDep(f"backtest_{name}")],
+        description=f"Tear sheet of {name!r}'s saved backtest: one self-contained HTML file "
+        f"(Plotly, works offline), reports/{name}.html under the data directory.",
+        kinds={"html"},
+        group_name="backtests",
+    )
+    def report(context: AssetExecutionContext, qpipe: ProjectResource) -> MaterializeResult:
+        proj = qpipe.get()
+        result, bench = load_result(proj.lake.root, name)
+        path = write_report(report_path(proj, name), name, result, bench)
+        context.log.info(f"{name}: tear sheet {path}")
+        return MaterializeResult(
+            metadata={
+                "path": MetadataValue.path(str(path)),
+                "bytes": path.stat().st_size,
+            }
+        )
+
+    return report
