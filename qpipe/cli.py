@@ -183,6 +183,7 @@ def _execute(
     warnings.filterwarnings("ignore", category=dagster.PreviewWarning)
     from qpipe.defs.build import build_definitions
     from qpipe.defs.market.schedules import partition_range_tags
+    from qpipe.defs.resources import sharing
 
     project = _project(ctx)
     console = _console()
@@ -205,7 +206,7 @@ def _execute(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        with listening(on_progress):
+        with listening(on_progress), sharing(project, ctx.obj["config"]):
             result = job.execute_in_process(
                 instance=instance,
                 tags=partition_range_tags(plan.first, plan.last) if plan is not None else None,

@@ -12,6 +12,7 @@ import pytest
 from dagster import AssetKey, Definitions
 
 from qpipe.defs.build import build_definitions
+from qpipe.project import Project
 from qpipe_tests.conftest import write_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,3 +80,15 @@ def test_dagster_asset_materialize_one_partition(cli_env, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     parts = tmp_path / "data" / "lake" / "bars"
     assert [p.name for p in parts.iterdir()] == ["date=2024-03-28"]
+
+
+def test_resource_reuses_a_shared_project_of_the_same_configuration(tmp_path):
+    from qpipe.defs.resources import ProjectResource, sharing
+
+    project = Project.load(None, tmp_path)
+    with sharing(project, None):
+        assert ProjectResource(data_dir=str(tmp_path)).get() is project
+        other = ProjectResource(data_dir=str(tmp_path / "elsewhere")).get()
+        assert other is not project and other.root == (tmp_path / "elsewhere").resolve()
+        assert ProjectResource(config_path="x.yaml", data_dir=str(tmp_path))._project is None
+    assert ProjectResource(data_dir=str(tmp_path)).get() is not project
