@@ -16,12 +16,18 @@ def test_packaged_default_is_valid_and_complete():
 
 
 def test_default_file_matches_model_defaults():
-    # The YAML documents the defaults: it must say the same as the models, and it ships
-    # example strategies (a file of its own has none unless it declares them).
+    # The YAML documents the defaults: it must say the same as the models, except that it
+    # ships example strategies (a file of its own has none unless it declares them) and starts
+    # the demo's partitions in 2019 (a file of its own starts at its source's first session).
     default = load_settings(DEFAULT_CONFIG)
     assert set(default.strategies) == {"multi_factor", "etf_rotation"}
+    assert default.calendar.start == dt.date(2019, 1, 2)
     assert parse_settings({}).strategies == {}
-    assert default.model_copy(update={"strategies": {}}) == parse_settings({})
+    assert parse_settings({}).calendar.start is None
+    model = default.model_copy(
+        update={"strategies": {}, "calendar": default.calendar.model_copy(update={"start": None})}
+    )
+    assert model == parse_settings({})
 
 
 def test_env_var_selects_the_file(tmp_path, monkeypatch):

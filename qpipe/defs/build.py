@@ -34,7 +34,7 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
         jobs.append(
             define_asset_job(
                 "run_backtests",
-                selection=[a.key for a in backtests],
+                selection=[k for a in backtests for k in a.keys],
                 description="Backtest every configured strategy over its signals.",
             )
         )

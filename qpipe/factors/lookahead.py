@@ -39,17 +39,21 @@ def lookahead_violations(
     already computed on all of ``market``."""
     if full is None:
         full = compute(market, names, library=library, sectors=sectors)
-    bad: dict[str, list[str]] = {}
+    by_lookback: dict[int, list[str]] = {}
     for name in names:
-        lookback = library[name].lookback
-        for t in dates:
-            part = compute(
-                truncated(market, t, lookback), [name], t, t, library=library, sectors=sectors
-            )[name]
-            if part.sizes["date"] == 0:
+        by_lookback.setdefault(library[name].lookback, []).append(name)
+    found: dict[str, set[str]] = {}
+    for t in dates:
+        # Factors of one look-back share the cut history (one pass over the inputs).
+        for lookback, group in by_lookback.items():
+            parts = compute(
+                truncated(market, t, lookback), group, t, t, library=library, sectors=sectors
+            )
+            if parts.sizes["date"] == 0:
                 continue
-            want = full[name].sel(date=t).reindex(symbol=part.indexes["symbol"])
-            got = part.isel(date=0)
-            if not np.allclose(got.values, want.values, rtol=rtol, atol=1e-12, equal_nan=True):
-                bad.setdefault(name, []).append(f"{pd.Timestamp(t):%Y-%m-%d}")
-    return bad
+            for name in group:
+                got = parts[name].isel(date=0)
+                want = full[name].sel(date=t).reindex(symbol=got.indexes["symbol"])
+                if not np.allclose(got.values, want.values, rtol=rtol, atol=1e-12, equal_nan=True):
+                    found.setdefault(name, set()).add(f"{pd.Timestamp(t):%Y-%m-%d}")
+    return {name: sorted(found[name]) for name in names if name in found}

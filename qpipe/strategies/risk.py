@@ -126,7 +126,7 @@ class StopState:
             side = _readonly(np.isfinite(entry), "StopState: side", np.int8)
         else:
             raw = np.asarray(self.side, dtype=np.float64)
-            if not np.isin(raw, (-1.0, 0.0, 1.0)).all():
+            if not ((raw == 0.0) | (np.abs(raw) == 1.0)).all():
                 raise ValueError(f"StopState: side must hold -1, 0 or 1, got {self.side!r}")
             side = _readonly(raw, "StopState: side", np.int8, entry.shape[0])
         open_ = side != 0

@@ -64,7 +64,7 @@ def run(project, cfg, job, first, last, instance):
 def test_one_asset_per_strategy_incremental_equals_full(signal_project):
     project, cfg = signal_project
     defs = build_definitions(project, str(cfg))
-    keys = {a.key.to_user_string() for a in defs.assets}
+    keys = {k.to_user_string() for a in defs.assets for k in a.keys}
     assert {"signals_value_mix", "signals_rotate"} <= keys
     with DagsterInstance.ephemeral() as instance:
         assert run(project, cfg, "sync_market_data", "2024-01-02", "2024-06-28", instance).success

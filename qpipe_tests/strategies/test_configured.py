@@ -18,7 +18,7 @@ from qpipe.strategies.factory import build_strategies
 from qpipe.strategies.lookahead import signal_lookahead_violations
 from qpipe.strategies.signals import compute_signals, strategy_data
 
-END = "2020-12-31"
+END = "2024-12-31"
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,11 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetsDefinition,
+    AssetSpec,
     MaterializeResult,
     MetadataValue,
     asset,
+    multi_asset,
 )
 
 from qpipe.analytics.report import write_report
@@ -27,12 +29,11 @@ HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "max_drawdown", "cal
 
 
 def build_backtest_assets(project: Project) -> list[AssetsDefinition]:
-    """A ``backtest_<name>`` and a ``report_<name>`` asset per configured strategy."""
-    return [
-        a
-        for name, s in project.strategies.items()
-        for a in (_backtest_asset(name, s), _report_asset(name))
-    ]
+    """The ``backtest_<name>`` assets (one step that reads the bars once) and a
+    ``report_<name>`` asset per configured strategy."""
+    if not project.strategies:
+        return []
+    return [_backtests(project.strategies), *(_report_asset(n) for n in project.strategies)]
 
 
 def report_path(project: Project, strategy: str) -> Path:
@@ -40,39 +41,48 @@ def report_path(project: Project, strategy: str) -> Path:
     return project.root / "reports" / f"{strategy}.html"
 
 
-def _backtest_asset(name: str, strategy: BaseStrategy) -> AssetsDefinition:
-    @asset(
-        name=f"backtest_{name}",
-        deps=[AssetDep(signals_table(name)), AssetDep("bars")],
-        description=f"Backtest of {name!r} over every session with signals (settings: the "
-        "config's backtest section); equity, positions, fills and metrics in "
-        f"lake/backtests/{name}/.",
-        kinds={"parquet"},
-        group_name="backtests",
-        pool="lake_writer",
-    )
-    def backtest(context: AssetExecutionContext, qpipe: ProjectResource) -> MaterializeResult:
+def _backtests(strategies: dict[str, BaseStrategy]) -> AssetsDefinition:
+    specs = [
+        AssetSpec(
+            f"backtest_{name}",
+            deps=[signals_table(name), "bars"],
+            description=f"Backtest of {name!r} over every session with signals (settings: "
+            "the config's backtest section); equity, positions, fills, metrics and risk events "
+            f"in lake/backtests/{name}/.",
+            kinds={"parquet"},
+            group_name="backtests",
+        )
+        for name in strategies
+    ]
+
+    @multi_asset(specs=specs, name="backtests", can_subset=True, pool="lake_writer")
+    def backtests(context: AssetExecutionContext, qpipe: ProjectResource):
         proj = qpipe.get()
-        signals = proj.lake.read(signals_table(name))
         market = MarketData(proj.lake.read("bars"), proj.lake.read("corporate_actions"))
         settings = proj.settings.backtest
-        result, bench = run_backtest(strategy, market, signals, settings, proj.instruments)
-        path = save_result(proj.lake.root, name, result, bench)
-        metrics = {k: float(result.metrics[k]) for k in HEADLINE}
-        context.log.info(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        return MaterializeResult(
-            metadata={
-                **{k: MetadataValue.float(v) for k, v in metrics.items()},
-                "sessions": len(result.equity),
-                "first_session": str(result.equity.index[0].date()),
-                "last_session": str(result.equity.index[-1].date()),
-                "fills": len(result.fills),
-                "benchmark": settings.benchmark,
-                "path": MetadataValue.path(str(path)),
-            }
-        )
+        selected = {key.to_user_string() for key in context.selected_asset_keys}
+        for name, strategy in strategies.items():
+            if f"backtest_{name}" not in selected:
+                continue
+            signals = proj.lake.read(signals_table(name))
+            result, bench = run_backtest(strategy, market, signals, settings, proj.instruments)
+            path = save_result(proj.lake.root, name, result, bench)
+            metrics = {k: float(result.metrics[k]) for k in HEADLINE}
+            context.log.info(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            yield MaterializeResult(
+                asset_key=f"backtest_{name}",
+                metadata={
+                    **{k: MetadataValue.float(v) for k, v in metrics.items()},
+                    "sessions": len(result.equity),
+                    "first_session": str(result.equity.index[0].date()),
+                    "last_session": str(result.equity.index[-1].date()),
+                    "fills": len(result.fills),
+                    "benchmark": settings.benchmark,
+                    "path": MetadataValue.path(str(path)),
+                },
+            )
 
-    return backtest
+    return backtests
 
 
 def _report_asset(name: str) -> AssetsDefinition:
