@@ -1,7 +1,11 @@
 """A configured strategy's backtest from lake frames: bars (with corporate actions), its
-signal rows and the backtest settings, with its benchmark."""
+signal rows and the backtest settings, with its benchmark; and every configured strategy's
+backtest from the lake, saved back to it."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import bottleneck as bn
 import numpy as np
@@ -12,9 +16,12 @@ from qpipe.backtest.config import BacktestConfig
 from qpipe.backtest.engine import BacktestEngine
 from qpipe.backtest.inputs import bars_dataset, total_return_index, weights_panel
 from qpipe.backtest.result import BacktestResult
+from qpipe.backtest.store import save_result
+from qpipe.data.lake import Lake
 from qpipe.data.schema import MarketData
 from qpipe.settings import BacktestSettings
 from qpipe.strategies.base import BaseStrategy
+from qpipe.strategies.signals import signals_table
 
 EQUAL_WEIGHT = "equal_weight"
 
@@ -75,3 +82,19 @@ def run_backtest(
         benchmark=benchmark,
     )
     return result, benchmark
+
+
+def backtest_lake(
+    lake: Lake,
+    strategies: Mapping[str, BaseStrategy],
+    settings: BacktestSettings,
+    instruments: pd.DataFrame,
+) -> Iterator[tuple[str, BacktestResult, Path]]:
+    """Backtest each of ``strategies`` over its signal table in ``lake`` (the bars read once)
+    and save each result under ``lake/backtests/<name>/``; yields name, result and where it
+    was saved, one strategy at a time."""
+    market = MarketData(lake.read("bars"), lake.read("corporate_actions"))
+    for name, strategy in strategies.items():
+        signals = lake.read(signals_table(name))
+        result, benchmark = run_backtest(strategy, market, signals, settings, instruments)
+        yield name, result, save_result(lake.root, name, result, benchmark)

@@ -17,9 +17,8 @@ from dagster import (
 )
 
 from qpipe.analytics.report import write_report
-from qpipe.backtest.runner import run_backtest
-from qpipe.backtest.store import load_result, save_result
-from qpipe.data.schema import MarketData
+from qpipe.backtest.runner import backtest_lake
+from qpipe.backtest.store import load_result
 from qpipe.defs.resources import ProjectResource
 from qpipe.project import Project
 from qpipe.strategies.base import BaseStrategy
@@ -58,15 +57,10 @@ def _backtests(strategies: dict[str, BaseStrategy]) -> AssetsDefinition:
     @multi_asset(specs=specs, name="backtests", can_subset=True, pool="lake_writer")
     def backtests(context: AssetExecutionContext, qpipe: ProjectResource):
         proj = qpipe.get()
-        market = MarketData(proj.lake.read("bars"), proj.lake.read("corporate_actions"))
         settings = proj.settings.backtest
         selected = {key.to_user_string() for key in context.selected_asset_keys}
-        for name, strategy in strategies.items():
-            if f"backtest_{name}" not in selected:
-                continue
-            signals = proj.lake.read(signals_table(name))
-            result, bench = run_backtest(strategy, market, signals, settings, proj.instruments)
-            path = save_result(proj.lake.root, name, result, bench)
+        chosen = {n: s for n, s in strategies.items() if f"backtest_{n}" in selected}
+        for name, result, path in backtest_lake(proj.lake, chosen, settings, proj.instruments):
             metrics = {k: float(result.metrics[k]) for k in HEADLINE}
             context.log.info(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             yield MaterializeResult(

@@ -1,0 +1,71 @@
+"""Benchmark of the first impression: ``qpipe demo`` from an empty data directory, then
+``qpipe backtest`` (import plus first run) on the demo's lake.
+
+Usage: ``python benchmarks/cli_benchmark.py [--data DIR]`` (default: a temporary directory,
+removed after). Each command runs in a fresh process, as a user runs it. Prints, next to a
+baseline measured in the same run (a Python interpreter that imports numpy, pandas and
+dagster, the floor of any command that orchestrates through Dagster):
+
+- ``qpipe demo`` (goal: under 3 minutes on 2 cores);
+- ``qpipe backtest`` (goal: under 5 s).
+
+The numba kernels compile on first use and are cached beside the package; the first demo on a
+fresh install includes that compilation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEMO_GOAL_S, BACKTEST_GOAL_S = 180.0, 5.0
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=None, help="data directory (must be empty)")
+    args = parser.parse_args()
+    root = args.data or Path(tempfile.mkdtemp(prefix="qpipe-cli-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()):
+        sys.exit(f"{root} is not empty: the demo is measured from an empty data directory")
+    env = {**os.environ, "QPIPE_DATA": str(root)}
+    env.pop("QPIPE_CONFIG", None)
+    qpipe = [sys.executable, "-m", "qpipe.cli"]
+    print(f"os.cpu_count() = {os.cpu_count()}   data {root}")
+    try:
+        floor = timed([sys.executable, "-c", "import numpy, pandas, dagster"], root, env)
+        demo = timed([*qpipe, "demo"], root, env)
+        backtest = timed([*qpipe, "backtest"], root, env)
+    finally:
+        if args.data is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print(f"  baseline (import numpy, pandas, dagster)   {floor:7.2f} s")
+    for name, took, goal in (
+        ("qpipe demo (empty data directory)", demo, DEMO_GOAL_S),
+        ("qpipe backtest (import + first run)", backtest, BACKTEST_GOAL_S),
+    ):
+        verdict = "PASS" if took <= goal else "MISS"
+        print(
+            f"  {name:<40} {took:7.2f} s   ratio {took / floor:6.1f}x   goal {goal:.0f} s  "
+            f"{verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
