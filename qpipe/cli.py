@@ -348,13 +348,43 @@ def signals(
 
 @cli.command()
 @click.option("--strategy", default=None, help="One strategy (default: every configured one).")
-@click.option("--record", is_flag=True, help="Record the run in the Dagster instance.")
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Run the backtest assets through Dagster and record the run in its instance.",
+)
 @click.pass_context
 def backtest(ctx: click.Context, strategy: str | None, record: bool) -> None:
-    """Backtest the configured strategies over their signals (through Dagster, in process)
-    and print their metrics side by side."""
-    chosen = _run_backtests(ctx, strategy, record, reports=False)
+    """Backtest the configured strategies over their signals, save the results to the lake
+    and print their metrics side by side.
+
+    A backtest is one whole-history step with no checks, so without --record it calls the
+    same core step as the backtest assets directly (Dagster would only add a record that is
+    thrown away)."""
+    if record:
+        chosen = _run_backtests(ctx, strategy, record, reports=False)
+    else:
+        from qpipe.backtest.runner import backtest_lake
+
+        project = _project(ctx)
+        chosen = _with_signals(project, strategy)
+        _console().print(f"Backtesting {', '.join(chosen)}")
+        strategies = {n: project.strategies[n] for n in chosen}
+        settings = project.settings.backtest
+        for name, _, path in backtest_lake(project.lake, strategies, settings, project.instruments):
+            _console().print(f"  {name:<22} saved to {path}")
     _print_metrics(_project(ctx), chosen)
+
+
+def _with_signals(project: Any, strategy: str | None) -> list[str]:
+    """The chosen strategies, each with a signal table in the lake (else a clear error)."""
+    chosen = _chosen_strategies(project, strategy)
+    missing = [n for n in chosen if f"signals_{n}" not in project.lake.tables()]
+    if missing:
+        raise click.ClickException(
+            f"no signals for {', '.join(missing)}: run `qpipe signals` first"
+        )
+    return chosen
 
 
 def _run_backtests(
@@ -362,13 +392,7 @@ def _run_backtests(
 ) -> list[str]:
     """Materialise ``backtest_<name>`` (and ``report_<name>`` with ``reports``) of the chosen
     strategies; returns their names."""
-    project = _project(ctx)
-    chosen = _chosen_strategies(project, strategy)
-    missing = [n for n in chosen if f"signals_{n}" not in project.lake.tables()]
-    if missing:
-        raise click.ClickException(
-            f"no signals for {', '.join(missing)}: run `qpipe signals` first"
-        )
+    chosen = _with_signals(_project(ctx), strategy)
     kinds = ("backtest", "report") if reports else ("backtest",)
     also = " and writing their tear sheets" if reports else ""
     _console().print(f"Backtesting {', '.join(chosen)}{also}")

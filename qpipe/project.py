@@ -7,6 +7,7 @@ functions with it, so they all agree on the calendar, the source and where the l
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -77,8 +78,38 @@ class Project:
 
     @cached_property
     def instruments(self) -> pd.DataFrame:
-        """The source's instruments restricted to the configured universe."""
-        return select_instruments(self.source.instruments(), self.settings.universe)
+        """The source's instruments restricted to the configured universe (the source's list
+        cached under ``<data>/cache/`` when the source says it may be)."""
+        return select_instruments(self._source_instruments(), self.settings.universe)
+
+    def _source_instruments(self) -> pd.DataFrame:
+        key = self.source.instruments_key()
+        if key is None:
+            return self.source.instruments()
+        cache = self.root / "cache"
+        path = cache / f"instruments-{key}.parquet"
+        if path.exists():
+            try:
+                cached = pd.read_parquet(path)
+                text = [c for c in cached.columns if pd.api.types.is_string_dtype(cached[c])]
+                texts = cached[text].astype(object)  # as the source returns them: None, not NaN
+                cached[text] = texts.where(texts.notna(), None)
+                return cached
+            except (OSError, ValueError):
+                pass  # unreadable: rebuild it
+        frame = self.source.instruments()
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+            tmp = cache / f".{path.name}.{os.getpid()}.tmp"
+            frame.to_parquet(tmp, index=False)
+            os.replace(tmp, path)
+            stem = key.rsplit("-", 1)[0]
+            for old in cache.glob(f"instruments-{stem}-*.parquet"):
+                if old != path:
+                    old.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only data directory only loses the cache
+        return frame
 
     @cached_property
     def sectors(self) -> dict[str, str]:

@@ -165,7 +165,7 @@ class BacktestEngine:
         """The day loop with the strategy's stop loss and circuit breaker evaluated at each
         close (in Python, between the compiled steps). Returns the breaker's mode per day."""
         n_days, n = weights.shape
-        split, has_actions, delist_day = market[3], market[5], market[6]
+        split, has_actions = market[3], market[5]
         qty, last, fill_px = book[0], book[1], book[2]
         daily = out[3]
         stop_state = stop_loss.initial(n) if stop_loss else None
@@ -177,8 +177,9 @@ class BacktestEngine:
             ledger.reserve(2 * n)
             if has_actions[t] and stop_state is not None:
                 stop_state = _rescale_stops(stop_state, split[t])
-            nav = m.open_day(t, market, book, daily, ledger.rows, ledger.count, params)
-            m.rebalance_target(t, weights, delist_day, target, reason)
+            nav = m.open_day(
+                t, weights, target, reason, market, book, daily, ledger.rows, ledger.count, params
+            )
             if stop_loss is not None and stop_state is not None:
                 res = stop_loss.step(stop_state, qty, market[1][t], fill_px)
                 stop_state = res.state

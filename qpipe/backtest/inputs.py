@@ -43,15 +43,20 @@ def bars_dataset(market: MarketData) -> xr.Dataset:
 
 
 def weights_panel(signals: pd.DataFrame) -> xr.DataArray:
-    """The ``target_weight`` column of signal rows as a ``(date, symbol)`` panel (NaN where
-    no row or no decision)."""
-    frame = signals.pivot_table(
-        index="date", columns="symbol", values="target_weight", aggfunc="last", dropna=False
+    """The ``target_weight`` column of signal rows (unique per date and symbol) as a
+    ``(date, symbol)`` panel (NaN where no row or no decision)."""
+    date_codes, date_values = pd.factorize(signals["date"], sort=True)
+    symbol_codes, symbol_values = pd.factorize(signals["symbol"].astype(str), sort=True)
+    values = np.full((len(date_values), len(symbol_values)), np.nan)
+    values[date_codes, symbol_codes] = signals["target_weight"].to_numpy(dtype=np.float64)
+    return xr.DataArray(
+        values,
+        coords={
+            "date": pd.DatetimeIndex(date_values, name="date"),
+            "symbol": pd.Index(symbol_values, dtype=object, name="symbol"),
+        },
+        dims=("date", "symbol"),
     )
-    frame.index = pd.DatetimeIndex(frame.index, name="date")
-    frame.columns = pd.Index(frame.columns.astype(str), name="symbol")
-    return xr.DataArray(frame.to_numpy(dtype=np.float64), coords={"date": frame.index,
-                        "symbol": frame.columns}, dims=("date", "symbol"))  # fmt: skip
 
 
 def total_return_index(bars: xr.Dataset) -> xr.DataArray:

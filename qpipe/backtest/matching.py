@@ -206,11 +206,12 @@ def execute(
 
 @_jit
 def open_day(
-    t: int, market: tuple, book: tuple, daily: np.ndarray, ledger: np.ndarray,
-    count: np.ndarray, params: np.ndarray,
+    t: int, weights: np.ndarray, target: np.ndarray, reason: np.ndarray, market: tuple,
+    book: tuple, daily: np.ndarray, ledger: np.ndarray, count: np.ndarray, params: np.ndarray,
 ) -> float:  # fmt: skip
     """Session ``t`` up to the decision: corporate actions, yesterday's order filled,
-    positions marked at the close, delisted names closed. Returns the NAV."""
+    positions marked at the close, delisted names closed, and the strategy's order of the
+    day in ``target`` and ``reason`` (see :func:`_rebalance_target`). Returns the NAV."""
     opens, closes, volume, split, dividend, has_actions, delist_day = market
     qty, last, acct = book[0], book[1], book[3]
     n = qty.shape[0]
@@ -235,11 +236,12 @@ def open_day(
             acct[CASH] += qty[i] * px
             _record(t, i, -qty[i], px, 0.0, px, DELIST, ledger, count, daily)
             qty[i] = 0.0
+    _rebalance_target(t, weights, delist_day, target, reason)
     return acct[CASH] + value(qty, last)
 
 
 @_jit
-def rebalance_target(
+def _rebalance_target(
     t: int, weights: np.ndarray, delist_day: np.ndarray, target: np.ndarray, reason: np.ndarray
 ) -> None:
     """The strategy's order of session ``t`` into ``target`` and ``reason``: its weights,
@@ -286,12 +288,10 @@ def run_days(
     n = weights.shape[1]
     target = np.empty(n)
     reason = np.empty(n, dtype=np.int64)
-    delist_day = market[6]
     daily = out[3]
     for t in range(t0, t1):
         if count[0] + 2 * n > ledger.shape[0]:
             return t
-        open_day(t, market, book, daily, ledger, count, params)
-        rebalance_target(t, weights, delist_day, target, reason)
+        open_day(t, weights, target, reason, market, book, daily, ledger, count, params)
         close_day(t, target, reason, market, book, out, ledger, count, params)
     return t1

@@ -95,6 +95,6 @@ def backtest_lake(
     was saved, one strategy at a time."""
     market = MarketData(lake.read("bars"), lake.read("corporate_actions"))
     for name, strategy in strategies.items():
-        signals = lake.read(signals_table(name))
+        signals = lake.read(signals_table(name), columns=["target_weight"])
         result, benchmark = run_backtest(strategy, market, signals, settings, instruments)
         yield name, result, save_result(lake.root, name, result, benchmark)

@@ -29,6 +29,11 @@ class DataSource(ABC):
     def instruments(self) -> pd.DataFrame:
         """Instruments on offer (columns :data:`~qpipe.data.schema.INSTRUMENT_COLUMNS`)."""
 
+    def instruments_key(self) -> str | None:
+        """A key under which :meth:`instruments` may be cached on disk: the same key, the same
+        instruments. None (the default): not cacheable, ask the source each time."""
+        return None
+
     @abstractmethod
     def fetch(
         self, start: DateLike, end: DateLike, symbols: Sequence[str] | None = None

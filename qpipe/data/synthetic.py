@@ -59,6 +59,7 @@ depend on the range asked for and extending a range never changes earlier days.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -173,6 +174,15 @@ class SyntheticSource(DataSource):
         if self._first_visible < len(self._sessions):
             return self._sessions[self._first_visible].date(), None
         return self.config.start, None
+
+    def instruments_key(self) -> str:
+        """The configuration, the calendar and today's date (in the exchange's time zone):
+        the instruments are a function of these alone (simulating up to today is what makes
+        :meth:`instruments` slow)."""
+        today = pd.Timestamp.now(tz=self.calendar.tz).date()
+        spec = f"{self.config.model_dump_json()}|{self.calendar.exchange}|{self.calendar.start}"
+        digest = hashlib.sha256(spec.encode()).hexdigest()[:16]
+        return f"synthetic-{digest}-{today:%Y%m%d}"
 
     def instruments(self) -> pd.DataFrame:
         """Stocks and ETFs listed by today, sorted by symbol (nothing about the future: a
