@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TypeAlias
 
+import numba as nb
 import numpy as np
 
 Day: TypeAlias = date | str
@@ -141,6 +142,16 @@ class StopState:
         object.__setattr__(self, "peak", peak)
         object.__setattr__(self, "side", side)
 
+    @classmethod
+    def _trusted(cls, entry: np.ndarray, peak: np.ndarray, side: np.ndarray) -> StopState:
+        """A state from arrays the rules computed themselves (read-only, consistent): no
+        validation, no copies."""
+        state = object.__new__(cls)
+        object.__setattr__(state, "entry", entry)
+        object.__setattr__(state, "peak", peak)
+        object.__setattr__(state, "side", side)
+        return state
+
     @property
     def n(self) -> int:
         """Number of symbols."""
@@ -234,41 +245,10 @@ class StopLoss:
             f = np.full(n, np.nan)
         else:
             f = _readonly(fill_price, "StopLoss.step: fill_price", np.float64, n)
-        has_price = np.isfinite(p)
-        new = np.sign(q).astype(np.int8)
-
-        entry = state.entry.copy()
-        peak = state.peak.copy()
-        side = state.side.copy()
-
-        changed = new != state.side  # closed, opened or flipped: the old entry is gone
-        entry[changed] = np.nan
-        peak[changed] = np.nan
-        side[changed] = 0
-        entry_price = np.where(np.isfinite(f), f, np.where(has_price, p, np.nan))
-        enter = changed & (new != 0) & np.isfinite(entry_price)
-        entry[enter] = entry_price[enter]
-        peak[enter] = entry_price[enter]
-        side[enter] = new[enter]
-
-        # Held since before today, or entered today at a fill before the close (an open): the
-        # close counts toward the peak (trough) since entry.
-        held = (~changed | enter) & (new != 0) & has_price
-        up = held & (new > 0)
-        down = held & (new < 0)
-        peak[up] = np.maximum(peak[up], p[up])
-        peak[down] = np.minimum(peak[down], p[down])
-
-        live = (side != 0) & has_price
+        entry, peak, side, exit_ = _stop_step(
+            state.entry, state.peak, state.side, q, p, f, self.stop, self.trailing, _SLACK
+        )
         ref = peak if self.trailing else entry
-        with np.errstate(invalid="ignore"):
-            lower = ref * (1.0 - self.stop)
-            upper = ref * (1.0 + self.stop)
-            slack = _SLACK * np.maximum(1.0, np.abs(ref))
-            hit_long = live & (side > 0) & (p <= lower + slack)
-            hit_short = live & (side < 0) & (p >= upper - slack)
-        exit_ = hit_long | hit_short
-
         kind = "trailing stop" if self.trailing else "stop loss"
         stop = _fmt(self.stop, 2)
         reasons: dict[int, str] = {}
@@ -276,15 +256,57 @@ class StopLoss:
             close, r = _fmt(float(p[i]), 2), _fmt(float(ref[i]), 2)
             if side[i] > 0:
                 name = "peak" if self.trailing else "entry"
-                thr = _fmt(float(lower[i]), 2)
+                thr = _fmt(float(ref[i] * (1.0 - self.stop)), 2)
                 reasons[int(i)] = f"{kind}: close {close} <= {thr} = {name} {r} x (1 - {stop})"
             else:
                 name = "trough" if self.trailing else "entry"
-                thr = _fmt(float(upper[i]), 2)
+                thr = _fmt(float(ref[i] * (1.0 + self.stop)), 2)
                 reasons[int(i)] = (
                     f"{kind} (short): close {close} >= {thr} = {name} {r} x (1 + {stop})"
                 )
-        return StopResult(StopState(entry, peak, side), _readonly(exit_, "exit", np.bool_), reasons)
+        for a in (entry, peak, side, exit_):
+            a.flags.writeable = False
+        return StopResult(StopState._trusted(entry, peak, side), exit_, reasons)
+
+
+@nb.njit(cache=True, nogil=True)
+def _stop_step(
+    entry: np.ndarray, peak: np.ndarray, side: np.ndarray, q: np.ndarray, p: np.ndarray,
+    f: np.ndarray, stop: float, trailing: bool, slack: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The arithmetic of :meth:`StopLoss.step`, one symbol at a time (new arrays out)."""
+    n = q.shape[0]
+    new_entry, new_peak = entry.copy(), peak.copy()
+    new_side = side.copy()
+    exits = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        has_price = np.isfinite(p[i])
+        now = np.int8(1) if q[i] > 0 else (np.int8(-1) if q[i] < 0 else np.int8(0))
+        changed = now != side[i]  # closed, opened or flipped: the old entry is gone
+        if changed:
+            new_entry[i] = np.nan
+            new_peak[i] = np.nan
+            new_side[i] = 0
+        at = f[i] if np.isfinite(f[i]) else (p[i] if has_price else np.nan)
+        enter = changed and now != 0 and np.isfinite(at)
+        if enter:
+            new_entry[i] = at
+            new_peak[i] = at
+            new_side[i] = now
+        # Held since before today, or entered today at a fill before the close (an open):
+        # the close counts toward the peak (trough) since entry.
+        if (not changed or enter) and now != 0 and has_price:
+            beyond = p[i] > new_peak[i] if now > 0 else p[i] < new_peak[i]
+            if beyond:
+                new_peak[i] = p[i]
+        if new_side[i] != 0 and has_price:
+            ref = new_peak[i] if trailing else new_entry[i]
+            tol = slack * max(1.0, abs(ref))
+            if new_side[i] > 0:
+                exits[i] = p[i] <= ref * (1.0 - stop) + tol
+            else:
+                exits[i] = p[i] >= ref * (1.0 + stop) - tol
+    return new_entry, new_peak, new_side, exits
 
 
 # --------------------------------------------------------------------------- circuit breaker
