@@ -160,8 +160,10 @@ class ScoreWeight(Step):
             return replace(book, weight=np.zeros(len(book.score)))
         s = book.score[chosen]
         spread = s - s.min()
-        if spread.max() <= 0:
+        top = spread.max()
+        if top <= 0:
             return EqualWeight()(book)
+        spread = spread / top  # scale-free: a spread of denormals keeps a positive mean
         raw = np.zeros(len(book.score))
         raw[chosen] = spread + spread.mean()
         return replace(book, weight=_normalised(raw, chosen))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from qpipe.strategies.portfolio import (
@@ -481,6 +481,7 @@ def test_topk_equal_maxweight_property(
 
 @settings(max_examples=300, deadline=None)
 @given(score=scores, cap=st.floats(0.01, 1.0))
+@example(score=[0.0, 5e-324], cap=1.0)  # scores a denormal apart: both still weighted
 def test_score_weight_maxweight_property(score: list[float], cap: float) -> None:
     # Every eligible name gets a positive weight; capping keeps min(1, n * cap) invested.
     s = np.array(score)
