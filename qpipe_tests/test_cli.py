@@ -53,8 +53,9 @@ def test_sync_twice_and_sql(isolated_env, small_config):
     )
     assert refresh.exit_code == 0, refresh.output
     assert len(pd.read_parquet(isolated_env / "lake" / "bars")) == lake_rows
-    # The in-memory instance left nothing behind but the lake.
-    assert sorted(p.name for p in isolated_env.iterdir()) == ["dagster", "lake"]
+    # The in-memory instance left nothing behind but the lake (and the instruments cache).
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["cache", "dagster", "lake"]
+    assert [p.name[:22] for p in (isolated_env / "cache").iterdir()] == ["instruments-synthetic-"]
     assert list((isolated_env / "dagster").iterdir()) == []
 
 
