@@ -53,6 +53,17 @@ class TradingCalendar:
     def __repr__(self) -> str:
         return f"TradingCalendar({self.exchange!r}, start={self.start}, end={self.end})"
 
+    def from_start(self, start: DateLike) -> TradingCalendar:
+        """The same exchange's calendar from ``start``: it shares this one's session data when
+        that reaches back far enough (building a calendar is the slow part), else it is built
+        anew."""
+        first = to_date(start)
+        if pd.Timestamp(first) - pd.Timedelta(days=14) < self._cal.first_session:
+            return TradingCalendar(self.exchange, first)
+        view = object.__new__(TradingCalendar)
+        view.exchange, view.start, view._cal, view.end = self.exchange, first, self._cal, self.end
+        return view
+
     @property
     def tz(self) -> str:
         """The exchange's IANA time zone, e.g. ``America/New_York``."""

@@ -364,15 +364,23 @@ def backtest(ctx: click.Context, strategy: str | None, record: bool) -> None:
     if record:
         chosen = _run_backtests(ctx, strategy, record, reports=False)
     else:
-        from qpipe.backtest.runner import backtest_lake
+        from concurrent.futures import ThreadPoolExecutor
+
+        from qpipe.backtest.runner import backtest_lake, lake_market
 
         project = _project(ctx)
-        chosen = _with_signals(project, strategy)
-        _console().print(f"Backtesting {', '.join(chosen)}")
-        strategies = {n: project.strategies[n] for n in chosen}
-        settings = project.settings.backtest
-        for name, _, path in backtest_lake(project.lake, strategies, settings, project.instruments):
-            _console().print(f"  {name:<22} saved to {path}")
+        with ThreadPoolExecutor(1) as pool:
+            # The lake is read (mostly outside the GIL) while the strategies are built.
+            market = pool.submit(lake_market, project.lake)
+            chosen = _with_signals(project, strategy)
+            _console().print(f"Backtesting {', '.join(chosen)}")
+            strategies = {n: project.strategies[n] for n in chosen}
+            settings = project.settings.backtest
+            runs = backtest_lake(
+                project.lake, strategies, settings, project.instruments, market.result()
+            )
+            for name, _, path in runs:
+                _console().print(f"  {name:<22} saved to {path}")
     _print_metrics(_project(ctx), chosen)
 
 

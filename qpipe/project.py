@@ -64,9 +64,13 @@ class Project:
     @cached_property
     def calendar(self) -> TradingCalendar:
         start = self.settings.calendar.start
-        if start is None and self.settings.data.source == "synthetic":
-            start = self.settings.data.synthetic.start
-        return TradingCalendar(self.settings.calendar.exchange, start or EARLIEST_HISTORY)
+        exchange = self.settings.calendar.exchange
+        if self.settings.data.source == "synthetic":
+            simulated = self.settings.data.synthetic.start
+            if start is None or simulated < start:
+                # One calendar reaching back to the simulation's start serves both.
+                return TradingCalendar(exchange, simulated).from_start(start or simulated)
+        return TradingCalendar(exchange, start or EARLIEST_HISTORY)
 
     @cached_property
     def source(self) -> DataSource:

@@ -104,3 +104,15 @@ def test_to_date():
     assert to_date(pd.Timestamp("2024-03-01 15:00")) == D(2024, 3, 1)
     with pytest.raises(ValueError, match="not a date"):
         to_date("03/01/2024")
+
+
+def test_from_start_shares_the_sessions_when_they_reach_back():
+    wide = TradingCalendar("XNYS", "2015-01-02")
+    view = wide.from_start("2019-01-02")
+    fresh = TradingCalendar("XNYS", "2019-01-02")
+    assert view._cal is wide._cal and view.start == fresh.start and view.end == fresh.end
+    assert view.sessions("2018-12-01", "2019-01-10") == fresh.sessions("2018-12-01", "2019-01-10")
+    assert view.sessions()[0] == dt.date(2019, 1, 2)
+    assert view.previous_session("2019-01-02") == fresh.previous_session("2019-01-02")
+    earlier = view.from_start("2010-01-04")  # before the shared data: built anew
+    assert earlier._cal is not wide._cal and earlier.sessions()[0] == dt.date(2010, 1, 4)

@@ -84,16 +84,24 @@ def run_backtest(
     return result, benchmark
 
 
+def lake_market(lake: Lake) -> MarketData:
+    """Every bar and corporate action in ``lake``."""
+    return MarketData(lake.read("bars"), lake.read("corporate_actions"))
+
+
 def backtest_lake(
     lake: Lake,
     strategies: Mapping[str, BaseStrategy],
     settings: BacktestSettings,
     instruments: pd.DataFrame,
+    market: MarketData | None = None,
 ) -> Iterator[tuple[str, BacktestResult, Path]]:
-    """Backtest each of ``strategies`` over its signal table in ``lake`` (the bars read once)
-    and save each result under ``lake/backtests/<name>/``; yields name, result and where it
-    was saved, one strategy at a time."""
-    market = MarketData(lake.read("bars"), lake.read("corporate_actions"))
+    """Backtest each of ``strategies`` over its signal table in ``lake`` (on ``market``, by
+    default :func:`lake_market`, read once) and save each result under
+    ``lake/backtests/<name>/``; yields name, result and where it was saved, one strategy at a
+    time."""
+    if market is None:
+        market = lake_market(lake)
     for name, strategy in strategies.items():
         signals = lake.read(signals_table(name), columns=["target_weight"])
         result, benchmark = run_backtest(strategy, market, signals, settings, instruments)

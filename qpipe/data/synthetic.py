@@ -159,7 +159,7 @@ class SyntheticSource(DataSource):
         if calendar.start <= start:
             sim_sessions = calendar.sessions_index(start)
         else:  # the simulation always starts at config.start, even if the calendar starts later
-            sim_sessions = TradingCalendar(calendar.exchange, start).sessions_index(start)
+            sim_sessions = calendar.from_start(start).sessions_index(start)
         self._sessions = pd.DatetimeIndex(sim_sessions).astype("datetime64[ns]")
         self._first_visible = int(
             self._sessions.searchsorted(pd.Timestamp(max(start, calendar.start)))
