@@ -74,3 +74,70 @@ def exposure_chart(daily: pd.DataFrame) -> go.Figure:
     for column in ("gross_exposure", "net_exposure", "turnover"):
         fig.add_trace(go.Scatter(x=daily.index, y=daily[column], mode="lines", name=column))
     return _layout(fig, "Exposure and turnover", "fraction of NAV")
+
+
+# --------------------------------------------------------------------------- factor EDA
+
+
+def ic_chart(ic: pd.DataFrame, window: int = 21, title: str = "Rank IC") -> go.Figure:
+    """Per horizon (a column each), the IC by session as faint points and its rolling mean
+    over ``window`` sessions as a line."""
+    fig = go.Figure()
+    for horizon in ic.columns:
+        series = ic[horizon]
+        fig.add_trace(go.Scatter(x=series.index, y=series, mode="markers", opacity=0.25,
+                                 marker={"size": 3}, name=f"{horizon}d", legendgroup=str(horizon),
+                                 showlegend=False))  # fmt: skip
+        rolling = series.rolling(window, min_periods=max(1, window // 2)).mean()
+        fig.add_trace(go.Scatter(x=rolling.index, y=rolling, mode="lines",
+                                 name=f"{horizon}d ({window}-session mean)",
+                                 legendgroup=str(horizon)))  # fmt: skip
+    fig.add_hline(y=0.0, line_width=1, line_color="grey")
+    return _layout(fig, title, "correlation")
+
+
+def quantile_chart(quantile_mean: pd.DataFrame) -> go.Figure:
+    """Mean forward return per factor quantile (x) and horizon (a bar group each), in basis
+    points."""
+    fig = go.Figure()
+    for horizon in quantile_mean.columns:
+        fig.add_trace(go.Bar(x=[str(q) for q in quantile_mean.index],
+                             y=quantile_mean[horizon] * 1e4, name=f"{horizon}d"))  # fmt: skip
+    fig.update_layout(barmode="group", xaxis_title="quantile (1 = lowest factor values)")
+    return _layout(fig, "Mean forward return by quantile", "bp")
+
+
+def decay_chart(autocorrelation: pd.Series) -> go.Figure:
+    """The factor's mean rank autocorrelation by lag in sessions (how slowly it changes)."""
+    fig = go.Figure(go.Scatter(x=list(autocorrelation.index), y=autocorrelation,
+                               mode="lines+markers", name="rank autocorrelation"))  # fmt: skip
+    fig.update_layout(xaxis_title="lag (sessions)")
+    return _layout(fig, "Rank autocorrelation (decay)", "correlation")
+
+
+def correlation_heatmap(matrix: pd.DataFrame) -> go.Figure:
+    """A factor correlation matrix (mean cross-sectional rank correlation)."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix.to_numpy(),
+            x=list(matrix.columns),
+            y=list(matrix.index),
+            colorscale="RdBu",
+            zmin=-1.0,
+            zmax=1.0,
+            colorbar={"title": "corr"},
+        )
+    )
+    fig = _layout(fig, "Factor rank correlation", "")
+    fig.update_layout(height=max(360, 22 * len(matrix) + 120))
+    return fig
+
+
+def turnover_chart(daily: pd.DataFrame, window: int = 21) -> go.Figure:
+    """A backtest's daily turnover (traded notional / NAV) and its rolling mean."""
+    turnover = daily["turnover"]
+    fig = go.Figure(go.Bar(x=turnover.index, y=turnover, name="turnover", opacity=0.4))
+    rolling = turnover.rolling(window, min_periods=1).mean()
+    fig.add_trace(go.Scatter(x=rolling.index, y=rolling, mode="lines",
+                             name=f"{window}-session mean"))  # fmt: skip
+    return _layout(fig, "Turnover", "fraction of NAV")

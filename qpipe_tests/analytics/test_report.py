@@ -57,3 +57,36 @@ def test_charts_hold_the_numbers():
     eq = result.equity
     first = eq[(eq.index.year == 2023) & (eq.index.month == 1)]
     assert np.isclose(heat.data[0].z[0][0], (first.iloc[-1] / first.iloc[0] - 1) * 100)
+
+
+def test_eda_charts_hold_the_numbers():
+    from qpipe.analytics.charts import (
+        correlation_heatmap,
+        decay_chart,
+        ic_chart,
+        quantile_chart,
+        turnover_chart,
+    )
+    from qpipe.analytics.factor_eda import factor_report
+
+    rng = np.random.default_rng(1)
+    dates = pd.bdate_range("2024-01-02", periods=80)
+    prices = 40 * np.exp(np.cumsum(rng.normal(0, 0.02, (80, 15)), axis=0))
+    report = factor_report(rng.normal(size=(80, 15)), prices, dates, quantiles=3, lags=(1, 5))
+    fig = ic_chart(report.rank_ic, window=10)
+    assert len(fig.data) == 2 * 3  # points and rolling mean per horizon
+    np.testing.assert_allclose(fig.data[0].y, report.rank_ic[1].to_numpy())
+    np.testing.assert_allclose(
+        fig.data[1].y, report.rank_ic[1].rolling(10, min_periods=5).mean().to_numpy()
+    )
+    bars = quantile_chart(report.quantile_mean)
+    np.testing.assert_allclose(bars.data[1].y, report.quantile_mean[5].to_numpy() * 1e4)
+    assert list(bars.data[0].x) == ["1", "2", "3"]
+    decay = decay_chart(report.autocorrelation)
+    assert list(decay.data[0].x) == [1, 5]
+    matrix = pd.DataFrame([[1.0, 0.2], [0.2, 1.0]], index=["a", "b"], columns=["a", "b"])
+    heat = correlation_heatmap(matrix)
+    assert heat.data[0].zmin == -1.0 and list(heat.data[0].x) == ["a", "b"]
+    result, _ = small_result()
+    turn = turnover_chart(result.daily)
+    np.testing.assert_allclose(turn.data[0].y, result.daily["turnover"].to_numpy())
