@@ -7,7 +7,6 @@ functions with it, so they all agree on the calendar, the source and where the l
 from __future__ import annotations
 
 import datetime as dt
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from qpipe.calendars import TradingCalendar
-from qpipe.data.lake import Lake
+from qpipe.data.lake import Lake, write_frame
 from qpipe.data.source import DataSource
 from qpipe.data.universe import select_instruments
 from qpipe.settings import Settings, data_dir, load_settings
@@ -103,10 +102,7 @@ class Project:
                 pass  # unreadable: rebuild it
         frame = self.source.instruments()
         try:
-            cache.mkdir(parents=True, exist_ok=True)
-            tmp = cache / f".{path.name}.{os.getpid()}.tmp"
-            frame.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
+            write_frame(frame, path)
             stem = key.rsplit("-", 1)[0]
             for old in cache.glob(f"instruments-{stem}-*.parquet"):
                 if old != path:

@@ -246,3 +246,78 @@ def factor_report(
         ).rename_axis("lag"),
         coverage=pd.Series(coverage(factor, prices), index=index, name="coverage"),
     )
+
+
+def long_to_panels(
+    frame: pd.DataFrame, columns: Sequence[str], dates: pd.DatetimeIndex, symbols: pd.Index
+) -> dict[str, np.ndarray]:
+    """Columns of a long ``(date, symbol)`` frame as sessions x symbols panels on the given
+    grid (NaN where the frame has no row)."""
+    rows = dates.get_indexer(pd.DatetimeIndex(frame["date"]))
+    cols = symbols.get_indexer(frame["symbol"].astype(str))
+    keep = (rows >= 0) & (cols >= 0)
+    out = {}
+    for name in columns:
+        panel = np.full((len(dates), len(symbols)), np.nan)
+        panel[rows[keep], cols[keep]] = frame[name].to_numpy(dtype=np.float64)[keep]
+        out[name] = panel
+    return out
+
+
+def report_tables(
+    factors: dict[str, np.ndarray],
+    prices: np.ndarray,
+    dates: pd.DatetimeIndex,
+    horizons: Sequence[int] = HORIZONS,
+    quantiles: int = 5,
+) -> dict[str, pd.DataFrame]:
+    """The EDA of every factor as tables to store: ``summary`` (a row per factor: rank IC
+    mean, IR and t-statistic and the top-minus-bottom spread per horizon, top-quantile
+    turnover, lag-1 rank autocorrelation, coverage), ``ic`` (date, factor, horizon, ic,
+    rank_ic), ``quantiles`` (factor, horizon, quantile, mean forward return) and
+    ``correlation`` (factor x factor mean rank correlation, a ``factor`` column first)."""
+    summary, ic_rows, q_rows = [], [], []
+    for name, panel in factors.items():
+        rep = factor_report(panel, prices, dates, horizons, quantiles, lags=(1,))
+        row: dict[str, float | str] = {"factor": name}
+        for h in horizons:
+            s = rep.summary.loc[(h, "rank_ic")]
+            row[f"rank_ic_mean_{h}"] = s["mean"]
+            row[f"rank_ic_ir_{h}"] = s["ir"]
+            row[f"rank_ic_t_{h}"] = s["t_stat"]
+            row[f"ic_mean_{h}"] = rep.summary.loc[(h, "ic"), "mean"]
+            row[f"spread_mean_{h}"] = float(bn.nanmean(rep.spread[h].to_numpy()))
+        row["turnover_top"] = float(bn.nanmean(rep.turnover["top"].to_numpy()))
+        row["autocorrelation_1"] = float(rep.autocorrelation.loc[1])
+        row["coverage"] = float(bn.nanmean(rep.coverage.to_numpy()))
+        summary.append(row)
+        for h in horizons:
+            ic_rows.append(
+                pd.DataFrame(
+                    {
+                        "date": rep.ic.index,
+                        "factor": name,
+                        "horizon": h,
+                        "ic": rep.ic[h].to_numpy(),
+                        "rank_ic": rep.rank_ic[h].to_numpy(),
+                    }
+                )
+            )
+            q_rows.append(
+                pd.DataFrame(
+                    {
+                        "factor": name,
+                        "horizon": h,
+                        "quantile": rep.quantile_mean.index,
+                        "mean_return": rep.quantile_mean[h].to_numpy(),
+                    }
+                )
+            )
+    names = list(factors)
+    corr = rank_correlation_matrix([factors[n] for n in names], names)
+    return {
+        "summary": pd.DataFrame(summary),
+        "ic": pd.concat(ic_rows, ignore_index=True) if ic_rows else pd.DataFrame(),
+        "quantiles": pd.concat(q_rows, ignore_index=True) if q_rows else pd.DataFrame(),
+        "correlation": corr.rename_axis("factor").reset_index(),
+    }

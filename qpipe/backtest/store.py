@@ -8,13 +8,12 @@ file has a ``strategy`` column; DuckDB reads them as the views ``backtest_daily`
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import pandas as pd
 
 from qpipe.backtest.result import BacktestResult
+from qpipe.data.lake import write_frame
 
 OUTPUTS = ("daily", "positions", "fills", "metrics", "risk_events")
 
@@ -65,13 +64,8 @@ def save_result(
 ) -> Path:
     """Write the result's frames (temporary file, fsync, rename: each file atomic)."""
     target = backtest_dir(lake_root, strategy)
-    target.mkdir(parents=True, exist_ok=True)
     for name, frame in result_frames(strategy, result, benchmark).items():
-        tmp = target / f".{name}.{uuid.uuid4().hex}.tmp"
-        frame.to_parquet(tmp, index=False)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target / f"{name}.parquet")
+        write_frame(frame, target / f"{name}.parquet")
     return target
 
 

@@ -512,3 +512,19 @@ def _sort_and_check(
             f"{table}: duplicate (date, symbol) ({day}, {body.column('symbol')[i].as_py()!r})"
         )
     return body, day_col
+
+
+def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
+    """Write ``frame`` as one Parquet file at ``path``, atomically: a temporary file beside
+    it, fsynced, then renamed over it (a reader sees the old file or the new one)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        frame.to_parquet(tmp, index=False)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

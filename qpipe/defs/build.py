@@ -6,6 +6,7 @@ from dagster import Definitions, define_asset_job
 
 from qpipe.defs.backtests.assets import build_backtest_assets
 from qpipe.defs.factors.assets import build_factor_assets
+from qpipe.defs.factors.report import build_factor_report_asset
 from qpipe.defs.factors.sensors import build_factors_after_sync, build_factors_job
 from qpipe.defs.io_managers import LakeIOManager
 from qpipe.defs.market.assets import build_market_assets
@@ -23,9 +24,18 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
     factors = build_factor_assets(project)
     signals = build_signal_assets(project)
     backtests = build_backtest_assets(project)
+    factor_report = build_factor_report_asset()
     sync_job = build_sync_job(market)
     factors_job = build_factors_job(factors)
-    jobs = [sync_job, factors_job]
+    jobs = [
+        sync_job,
+        factors_job,
+        define_asset_job(
+            "factor_eda",
+            selection=[factor_report.key],
+            description="The factor report (EDA of every configured factor) over the lake.",
+        ),
+    ]
     sensors = [build_factors_after_sync(sync_job, factors_job)]
     if signals:
         signals_job = build_signals_job(signals)
@@ -39,7 +49,7 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
             )
         )
     return Definitions(
-        assets=[market, factors, *signals, *backtests],
+        assets=[market, factors, factor_report, *signals, *backtests],
         jobs=jobs,
         schedules=[build_nightly_sync(project, sync_job)],
         sensors=sensors,

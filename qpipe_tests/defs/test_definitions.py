@@ -23,8 +23,13 @@ def test_definitions_hold_the_assets_checks_jobs_schedule_and_sensor(small_proje
     defs = build_definitions(small_project)
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    assert graph.get_all_asset_keys() == {AssetKey("bars"), AssetKey("factors")}
+    assert graph.get_all_asset_keys() == {
+        AssetKey("bars"), AssetKey("factors"), AssetKey("factor_report"),
+    }  # fmt: skip
     assert graph.get(AssetKey("factors")).parent_keys == {AssetKey("bars")}
+    assert graph.get(AssetKey("factor_report")).parent_keys == {
+        AssetKey("bars"), AssetKey("factors"),
+    }  # fmt: skip
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     assert checks == {
         ("bars", "ohlc_sanity"), ("bars", "unique_keys"), ("bars", "universe_coverage"),
@@ -33,6 +38,7 @@ def test_definitions_hold_the_assets_checks_jobs_schedule_and_sensor(small_proje
     }  # fmt: skip
     assert defs.resolve_job_def("sync_market_data") is not None
     assert defs.resolve_job_def("compute_factors") is not None
+    assert defs.resolve_job_def("factor_eda") is not None
     assert defs.resolve_schedule_def("nightly_sync").cron_schedule == "0 17 * * 1-5"
     assert defs.resolve_sensor_def("factors_after_sync") is not None
 

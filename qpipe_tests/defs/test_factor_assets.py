@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import DagsterInstance
@@ -90,3 +91,38 @@ def test_sensor_computes_factors_for_the_synced_sessions(factor_project):
         request = sensor(ctx)
     assert isinstance(request, RunRequest)
     assert request.tags == partition_range_tags(D("2024-03-25"), D("2024-03-28"))
+
+
+def test_factor_report_asset_saves_every_table(factor_project):
+    from qpipe.analytics.factor_eda import forward_returns, information_coefficient
+    from qpipe.analytics.factor_store import load_table
+    from qpipe.backtest.inputs import bars_dataset, total_return_index
+    from qpipe.data.schema import MarketData
+
+    project, cfg = factor_project
+    with DagsterInstance.ephemeral() as instance:
+        assert run(project, cfg, "sync_market_data", "2023-01-03", "2024-03-28", instance).success
+        assert run(project, cfg, "compute_factors", "2023-01-03", "2024-03-28", instance).success
+        defs = build_definitions(project, str(cfg))
+        result = defs.resolve_job_def("factor_eda").execute_in_process(instance=instance)
+        assert result.success
+        (mat,) = result.get_asset_materialization_events()
+        assert mat.materialization.metadata["factors"].value == 5
+    summary = load_table(project.lake.root, "summary").set_index("factor")
+    assert list(summary.index) == ["mom_12_1", "vol_20", "alpha001", "alpha101", "my_ratio"]
+    corr = load_table(project.lake.root, "correlation").set_index("factor")
+    assert corr.shape == (5, 5) and (corr.to_numpy().diagonal() == 1.0).all()
+    # The stored rank IC is the core's on the lake's total-return prices.
+    market = MarketData(project.lake.read("bars"), project.lake.read("corporate_actions"))
+    prices = total_return_index(bars_dataset(market)).transpose("date", "symbol")
+    frame = project.lake.read("factors", columns=["vol_20"])
+    panel = (
+        frame.pivot(index="date", columns="symbol", values="vol_20")
+        .reindex(index=prices.indexes["date"], columns=prices.indexes["symbol"])
+        .to_numpy()
+    )
+    ic = information_coefficient(panel, forward_returns(prices.values, 5))
+    stored = load_table(project.lake.root, "ic")
+    stored = stored[(stored["factor"] == "vol_20") & (stored["horizon"] == 5)]
+    np.testing.assert_allclose(stored["rank_ic"].to_numpy(), ic, equal_nan=True)
+    assert summary.loc["vol_20", "rank_ic_mean_5"] == pytest.approx(np.nanmean(ic))
