@@ -26,6 +26,7 @@ import pandas as pd
 from qpipe.factors.kernels import cross_rank
 
 HORIZONS = (1, 5, 20)
+DECAY_LAGS = (1, 5, 10, 20)
 MIN_NAMES = 3
 """Fewest jointly valid names a date needs for a correlation."""
 
@@ -208,7 +209,7 @@ def factor_report(
     dates: pd.DatetimeIndex,
     horizons: Sequence[int] = HORIZONS,
     quantiles: int = 5,
-    lags: Sequence[int] = (1, 5, 10, 20),
+    lags: Sequence[int] = DECAY_LAGS,
 ) -> FactorReport:
     """The EDA of ``factor`` against ``prices`` (both sessions x symbols, aligned)."""
     if factor.shape != prices.shape or factor.shape[0] != len(dates):
@@ -273,12 +274,13 @@ def report_tables(
 ) -> dict[str, pd.DataFrame]:
     """The EDA of every factor as tables to store: ``summary`` (a row per factor: rank IC
     mean, IR and t-statistic and the top-minus-bottom spread per horizon, top-quantile
-    turnover, lag-1 rank autocorrelation, coverage), ``ic`` (date, factor, horizon, ic,
-    rank_ic), ``quantiles`` (factor, horizon, quantile, mean forward return) and
-    ``correlation`` (factor x factor mean rank correlation, a ``factor`` column first)."""
+    turnover, rank autocorrelation at each of :data:`DECAY_LAGS`, coverage), ``ic`` (date,
+    factor, horizon, ic, rank_ic), ``quantiles`` (factor, horizon, quantile, mean forward
+    return) and ``correlation`` (factor x factor mean rank correlation, a ``factor`` column
+    first)."""
     summary, ic_rows, q_rows = [], [], []
     for name, panel in factors.items():
-        rep = factor_report(panel, prices, dates, horizons, quantiles, lags=(1,))
+        rep = factor_report(panel, prices, dates, horizons, quantiles, lags=DECAY_LAGS)
         row: dict[str, float | str] = {"factor": name}
         for h in horizons:
             s = rep.summary.loc[(h, "rank_ic")]
@@ -288,7 +290,8 @@ def report_tables(
             row[f"ic_mean_{h}"] = rep.summary.loc[(h, "ic"), "mean"]
             row[f"spread_mean_{h}"] = float(bn.nanmean(rep.spread[h].to_numpy()))
         row["turnover_top"] = float(bn.nanmean(rep.turnover["top"].to_numpy()))
-        row["autocorrelation_1"] = float(rep.autocorrelation.loc[1])
+        for lag in DECAY_LAGS:
+            row[f"autocorrelation_{lag}"] = float(rep.autocorrelation.loc[lag])
         row["coverage"] = float(bn.nanmean(rep.coverage.to_numpy()))
         summary.append(row)
         for h in horizons:
