@@ -286,6 +286,26 @@ def factors(
     _execute(ctx, "compute_factors", plan, record, run_config)
 
 
+@factors.command("report")
+@click.option("--record", is_flag=True, help="Record the run in the Dagster instance.")
+@click.pass_context
+def factor_report_command(ctx: click.Context, record: bool) -> None:
+    """The factor report (IC, rank IC, quantile returns, turnover, decay, coverage and the
+    correlation matrix of every configured factor) through Dagster, saved for the viewer;
+    prints the factors with the strongest 20-session rank IC."""
+    from qpipe.analytics.factor_store import load_table
+
+    project = _project(ctx)
+    if "factors" not in project.lake.tables():
+        raise click.ClickException("no factors in the lake: run `qpipe factors` first")
+    _console().print(f"Factor report of {len(project.factor_names)} factors")
+    _execute(ctx, "factor_eda", None, record)
+    summary = load_table(project.lake.root, "summary")
+    top = summary.reindex(summary["rank_ic_mean_20"].abs().sort_values(ascending=False).index)
+    columns = ["factor", "rank_ic_mean_20", "rank_ic_t_20", "turnover_top", "coverage"]
+    _print_frame(top[columns].head(10).round(4), 10)
+
+
 @factors.command("list")
 @click.pass_context
 def list_factors(ctx: click.Context) -> None:
@@ -553,6 +573,31 @@ def demo(ctx: click.Context) -> None:
         click.echo("\nTear sheets:")
         for name in chosen:
             click.echo(f"  {name}: {report_path(project, name)}")
+
+
+@cli.command()
+@click.option("--port", default=8501, show_default=True, help="Port on 127.0.0.1.")
+@click.pass_context
+def viewer(ctx: click.Context, port: int) -> None:
+    """Start the Streamlit results viewer on http://127.0.0.1:PORT (Ctrl-C stops it)."""
+    import subprocess
+
+    from qpipe.settings import data_dir
+
+    app = Path(__file__).resolve().parent / "viewer" / "app.py"
+    env = {**os.environ, "QPIPE_DATA": str(data_dir())}
+    if ctx.obj["config"]:
+        env["QPIPE_CONFIG"] = str(Path(ctx.obj["config"]).resolve())
+    args = [
+        sys.executable, "-m", "streamlit", "run", str(app),
+        "--server.address", "127.0.0.1", "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    _console().print(f"qpipe viewer on http://127.0.0.1:{port} (lake: {data_dir() / 'lake'})")
+    try:
+        raise SystemExit(subprocess.call(args, env=env))
+    except KeyboardInterrupt:
+        raise SystemExit(0) from None
 
 
 @cli.command("config")

@@ -141,3 +141,16 @@ def turnover_chart(daily: pd.DataFrame, window: int = 21) -> go.Figure:
     fig.add_trace(go.Scatter(x=rolling.index, y=rolling, mode="lines",
                              name=f"{window}-session mean"))  # fmt: skip
     return _layout(fig, "Turnover", "fraction of NAV")
+
+
+def equity_comparison_chart(equities: dict[str, pd.Series], log: bool = False) -> go.Figure:
+    """Several equity curves, each rebased to 1 at its first value."""
+    fig = go.Figure()
+    for name, equity in equities.items():
+        values = equity.dropna()
+        if len(values):
+            fig.add_trace(go.Scatter(x=values.index, y=values / values.iloc[0], mode="lines",
+                                     name=name))  # fmt: skip
+    if log:
+        fig.update_yaxes(type="log")
+    return _layout(fig, "Equity (rebased to 1)", "growth of 1")

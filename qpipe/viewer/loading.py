@@ -1,0 +1,70 @@
+"""What the viewer reads, cached by the state of the files it comes from: a page switch
+reuses the loaded frames; a new backtest or factor report (new files, new modification
+times) loads again."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from qpipe.analytics.factor_store import TABLES, report_dir
+from qpipe.backtest.result import BacktestResult
+from qpipe.backtest.store import OUTPUTS, backtest_dir, load_result
+from qpipe.settings import data_dir
+
+
+def lake_root() -> Path:
+    """The lake of the data directory (``$QPIPE_DATA``, else ``./data``)."""
+    return data_dir() / "lake"
+
+
+def files_state(folder: Path, pattern: str) -> tuple[tuple[str, int, int], ...]:
+    """Name, modification time and size of every file matching ``pattern`` under
+    ``folder``: the cache key of what was read from them."""
+    if not folder.is_dir():
+        return ()
+    out = []
+    for path in sorted(folder.glob(pattern)):
+        stat = os.stat(path)
+        out.append((str(path.relative_to(folder)), stat.st_mtime_ns, stat.st_size))
+    return tuple(out)
+
+
+def saved_strategies(root: Path) -> list[str]:
+    """Strategies with a complete saved backtest, by name."""
+    folder = root / "backtests"
+    if not folder.is_dir():
+        return []
+    return sorted(
+        d.name
+        for d in folder.iterdir()
+        if d.is_dir() and all((d / f"{o}.parquet").exists() for o in OUTPUTS)
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _backtest(root: str, strategy: str, state: tuple) -> tuple[BacktestResult, pd.Series | None]:
+    return load_result(root, strategy)
+
+
+def backtest(root: Path, strategy: str) -> tuple[BacktestResult, pd.Series | None]:
+    """A saved backtest and its benchmark (cached until its files change)."""
+    state = files_state(backtest_dir(root, strategy), "*.parquet")
+    return _backtest(str(root), strategy, state)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _factor_tables(root: str, state: tuple) -> dict[str, pd.DataFrame]:
+    folder = report_dir(root)
+    return {name: pd.read_parquet(folder / f"{name}.parquet") for name in TABLES}
+
+
+def factor_tables(root: Path) -> dict[str, pd.DataFrame] | None:
+    """The saved factor report's tables, or None when there is none."""
+    folder = report_dir(root)
+    if not all((folder / f"{name}.parquet").exists() for name in TABLES):
+        return None
+    return _factor_tables(str(root), files_state(folder, "*.parquet"))
