@@ -74,6 +74,6 @@ def test_bad_values_are_refused_by_key(setup):
         variant_settings(base, {"top_k": 0})
     with pytest.raises(ValidationError, match="commission_bps"):
         variant_settings(base, backtest={"commission_bps": -1})
-    with pytest.raises(ConfigError, match="strategies.lab.params.factors.mom_12_1"):
+    with pytest.raises(ConfigError, match=r"strategies\.lab\.params\.factors\.mom_12_1"):
         run_variant(base, {"factors": {"mom_12_1": 1.0}})
     assert np.isfinite(run_variant(base, {"rebalance": "monthly"})[0].equity).all()
