@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from qpipe.viewer import backtests, factor_lab, live, loading
+from qpipe.viewer import backtests, factor_lab, live, loading, strategy_lab
 
-PAGES = {"Backtests": backtests.render, "Factor lab": factor_lab.render, "Live": live.render}
+PAGES = {
+    "Backtests": backtests.render,
+    "Factor lab": factor_lab.render,
+    "Strategy lab": strategy_lab.render,
+    "Live": live.render,
+}
 
 
 def main() -> None:

@@ -123,3 +123,60 @@ def test_factor_lab_page(lake, monkeypatch):
 def test_live_page_empty_state(lake, monkeypatch):
     at = page(app(lake, monkeypatch), "Live")
     assert "No live trading yet" in infos(at)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small synthetic lake with bars, factors, signals and a saved backtest of one linear
+    strategy, made with the command line; returns the data directory and the config."""
+    from click.testing import CliRunner
+
+    from qpipe.cli import cli
+    from qpipe_tests.conftest import SMALL_CONFIG, write_config
+
+    tmp = tmp_path_factory.mktemp("demo")
+    strategy = {"kind": "linear", "params": {"factors": {"reversal_1m": 1.0, "vol_20": -0.5},
+                                             "universe": {"kinds": ["stock"]}, "top_k": 5,
+                                             "rebalance": "weekly"}}  # fmt: skip
+    cfg = write_config(
+        tmp / "c.yaml",
+        {**SMALL_CONFIG, "factors": {"names": ["reversal_1m", "vol_20"]},
+         "strategies": {"lab": strategy}},
+    )  # fmt: skip
+    data = tmp / "data"
+    env = {"QPIPE_DATA": str(data)}
+    for args in (["sync", "--start", "2024-01-02", "--end", "2024-06-28"], ["factors"],
+                 ["signals"], ["backtest"]):  # fmt: skip
+        out = CliRunner().invoke(cli, ["--config", str(cfg), *args], env=env)
+        assert out.exit_code == 0, out.output
+    return data, cfg
+
+
+def test_strategy_lab_page(demo, monkeypatch):
+    data, cfg = demo
+    monkeypatch.setenv("QPIPE_CONFIG", str(cfg))
+    at = page(app(data, monkeypatch), "Strategy lab")
+    assert at.selectbox(key="sl_strategy").value == "lab"
+    assert at.number_input(key="sl_top_k").value == 5
+    at.button(key="sl_run").click().run()
+    assert not at.exception, at.exception
+    compare = at.dataframe[0].value
+    assert list(compare.columns) == ["variant", "saved run"]
+    # The configured parameters reproduce the saved run.
+    np.testing.assert_allclose(compare["variant"], compare["saved run"], rtol=1e-12)
+    at.number_input(key="sl_top_k").set_value(2)
+    at.number_input(key="sl_commission").set_value(0.0)
+    at.selectbox(key="sl_rebalance").set_value("monthly")
+    at.button(key="sl_run").click().run()
+    assert not at.exception
+    changed = at.dataframe[0].value
+    assert changed.loc["total_costs", "variant"] < changed.loc["total_costs", "saved run"]
+    at.number_input(key="sl_w_reversal_1m").set_value(0.0)
+    at.number_input(key="sl_w_vol_20").set_value(0.0)
+    at.button(key="sl_run").click().run()
+    assert "Cannot run this variant" in " ".join(e.value for e in at.error)
+
+
+def test_strategy_lab_without_strategies_says_what_to_run(lake, monkeypatch):
+    at = page(app(lake, monkeypatch), "Strategy lab")
+    assert "qpipe demo" in infos(at)
