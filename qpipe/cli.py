@@ -592,6 +592,7 @@ def viewer(ctx: click.Context, port: int) -> None:
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "viewer",
     ]  # fmt: skip
     _console().print(f"qpipe viewer on http://127.0.0.1:{port} (lake: {data_dir() / 'lake'})")
     try:
