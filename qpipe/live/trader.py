@@ -1,0 +1,197 @@
+"""The live trader: one strategy's target weights of a session into orders at a broker,
+safely and idempotently.
+
+A rebalance, in order: refuse stale data (the last bar older than the previous session);
+read the account and refuse an empty or inconsistent one; price the names; refuse weights
+above the per-name limit; plan the orders (:func:`qpipe.live.orders.plan_orders`); refuse an
+order above the notional cap or a turnover above its cap; reconcile against the broker's open
+orders and today's executions by reference (a name whose reference is open or already filled
+is not sent again, so a crash and re-run never doubles an order); then, unless it is a dry
+run, submit the rest, checking the kill switch (a file, or the ``QPIPE_KILL`` environment
+variable) before each order. Every step is written to the live journal, refusals with their
+cause; a refusal sends nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from qpipe.errors import QpipeError
+from qpipe.live.broker import Broker, BrokerError, Order, OrderType
+from qpipe.live.journal import Journal
+from qpipe.live.orders import OrderPlanError, plan_orders
+
+Mode = Literal["dry_run", "execute"]
+KILL_ENV = "QPIPE_KILL"
+
+
+class RebalanceRefused(QpipeError):
+    """The rebalance was refused before any order was sent; the message names the cause."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Safety limits: per-order notional, per-name weight, turnover (traded notional / NAV),
+    and the order plan's lot size, minimum trade value and cash buffer."""
+
+    max_order_notional: float = 100_000.0
+    max_weight: float = 0.2
+    max_turnover: float = 2.0
+    lot_size: int = 1
+    min_trade_value: float = 0.0
+    cash_buffer: float = 0.0
+
+
+@dataclass(frozen=True)
+class RebalanceReport:
+    """What a rebalance did: the planned orders with what happened to each (``action``:
+    ``sent``, ``dry_run``, ``already_open``, ``already_filled``, ``killed``, ``error``)."""
+
+    run_id: str
+    session: dt.date
+    strategy: str
+    mode: Mode
+    orders: pd.DataFrame = field(repr=False)
+
+    @property
+    def sent(self) -> pd.DataFrame:
+        return self.orders.loc[self.orders["action"] == "sent"]
+
+
+@dataclass
+class LiveTrader:
+    """Rebalances through ``broker``, journaling under ``journal``."""
+
+    broker: Broker
+    journal: Journal
+    limits: Limits = field(default_factory=Limits)
+    kill_file: Path | None = None
+    order_type: OrderType = "MOC"
+
+    def killed(self) -> bool:
+        """The kill switch: the kill file exists or ``$QPIPE_KILL`` is set (non-empty)."""
+        return bool(os.environ.get(KILL_ENV)) or bool(self.kill_file and self.kill_file.exists())
+
+    def rebalance(
+        self,
+        strategy: str,
+        session: dt.date,
+        targets: pd.Series,
+        last_bar: dt.date,
+        previous_session: dt.date,
+        mode: Mode = "dry_run",
+    ) -> RebalanceReport:
+        """Trade ``targets`` (symbol -> weight; NaN leaves a name) of ``strategy`` for
+        ``session``. ``last_bar`` is the newest bar the targets were computed from."""
+        run_id = uuid.uuid4().hex[:12]
+        stamp = {"run_id": run_id, "session": session.isoformat(), "strategy": strategy,
+                 "mode": mode}  # fmt: skip
+        try:
+            return self._rebalance(strategy, session, targets, last_bar, previous_session, mode,
+                                   run_id, stamp)  # fmt: skip
+        except (RebalanceRefused, OrderPlanError, BrokerError) as exc:
+            self._event(stamp, "refused", str(exc))
+            if isinstance(exc, RebalanceRefused):
+                raise
+            raise RebalanceRefused(str(exc)) from exc
+
+    def _rebalance(
+        self, strategy: str, session: dt.date, targets: pd.Series, last_bar: dt.date,
+        previous_session: dt.date, mode: Mode, run_id: str, stamp: dict,
+    ) -> RebalanceReport:  # fmt: skip
+        if last_bar < previous_session:
+            raise RebalanceRefused(
+                f"stale data: the last bar is {last_bar}, older than the previous session "
+                f"{previous_session}"
+            )
+        account = self.broker.account()
+        held = self.broker.positions()
+        if not (np.isfinite(account.net_liquidation) and account.net_liquidation > 0):
+            raise RebalanceRefused(
+                f"account {account.account_id} is empty or inconsistent: net liquidation "
+                f"{account.net_liquidation!r}"
+            )
+        weights = pd.Series(targets, dtype=np.float64)
+        over = weights[weights.abs() > self.limits.max_weight + 1e-12]
+        if len(over):
+            raise RebalanceRefused(
+                f"weights above the per-name limit {self.limits.max_weight}: "
+                + ", ".join(f"{s} {w:.4f}" for s, w in over.items())
+            )
+        symbols = sorted(set(weights.index) | set(held))
+        prices = self.broker.snapshot(symbols)
+        shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
+        snapshot = pd.DataFrame({
+            "symbol": symbols, "held": shares.reindex(symbols).fillna(0.0).to_numpy(),
+            "price": prices.reindex(symbols).to_numpy(),
+            "target_weight": weights.reindex(symbols).to_numpy(),
+            "net_liquidation": account.net_liquidation, "cash": account.cash,
+        })  # fmt: skip
+        self.journal.record("snapshot", snapshot, **stamp)
+        plan = plan_orders(
+            weights, shares, prices, account.net_liquidation, session=session, strategy=strategy,
+            lot_size=self.limits.lot_size, min_trade_value=self.limits.min_trade_value,
+            cash_buffer=self.limits.cash_buffer,
+        )  # fmt: skip
+        big = plan.loc[plan["notional"] > self.limits.max_order_notional]
+        if len(big):
+            raise RebalanceRefused(
+                f"orders above the notional cap {self.limits.max_order_notional:,.0f}: "
+                + ", ".join(f"{r.symbol} {r.notional:,.0f}" for r in big.itertuples())
+            )
+        turnover = float(plan["notional"].sum()) / account.net_liquidation
+        if turnover > self.limits.max_turnover + 1e-12:
+            raise RebalanceRefused(
+                f"turnover {turnover:.2%} of NAV above the cap {self.limits.max_turnover:.2%}"
+            )
+        self.journal.record("intended", plan, **stamp)
+        plan = self._reconcile(plan, session, stamp)
+        actions, messages = [], []
+        for row in plan.itertuples():
+            if row.action:
+                actions.append(row.action)
+                messages.append("")
+                continue
+            if mode == "dry_run":
+                actions.append("dry_run")
+                messages.append("")
+                continue
+            if self.killed():
+                actions.append("killed")
+                messages.append("kill switch on: not sent")
+                continue
+            order = Order(row.symbol, row.side, int(row.quantity), self.order_type, row.reference)
+            try:
+                status = self.broker.submit(order)
+                actions.append("sent")
+                messages.append(status.state)
+            except BrokerError as exc:
+                actions.append("error")
+                messages.append(str(exc))
+        report = plan.assign(action=actions, message=messages)
+        self.journal.record("submitted", report, **stamp)
+        return RebalanceReport(run_id, session, strategy, mode, report)
+
+    def _reconcile(self, plan: pd.DataFrame, session: dt.date, stamp: dict) -> pd.DataFrame:
+        """Mark the planned names whose reference is already open or filled today."""
+        open_refs = {s.order.reference for s in self.broker.open_orders()}
+        filled_refs = {e.reference for e in self.broker.executions(session)}
+        action = [
+            "already_open" if ref in open_refs else ("already_filled" if ref in filled_refs else "")
+            for ref in plan["reference"]
+        ]
+        plan = plan.assign(action=action)
+        self.journal.record("reconciliation", plan.loc[plan["action"] != "",
+                            ["symbol", "reference", "action"]], **stamp)  # fmt: skip
+        return plan
+
+    def _event(self, stamp: dict, event: str, detail: str) -> None:
+        self.journal.record("events", pd.DataFrame({"event": [event], "detail": [detail]}), **stamp)
