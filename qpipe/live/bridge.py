@@ -1,0 +1,88 @@
+"""From the lake and today's prices to today's target weights, with the same factor and
+strategy code as the ``signals_<strategy>`` assets.
+
+For a session, the bridge reads from the lake the strategy's look-back of bars before it (and
+every corporate action up to it, as the assets do), appends the session's bar (from the lake
+when it is there, else today's snapshot as open = high = low = close), computes the
+strategy's factors for that one session in memory, takes the last rebalance before it from
+the strategy's signal table, and runs the strategy. For a past session this reproduces the
+signal table's row exactly (the parity test).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from qpipe.data.schema import MarketData
+from qpipe.factors.factory import library_for, to_long
+from qpipe.factors.panel import compute
+from qpipe.project import Project
+from qpipe.strategies.signals import (
+    PREVIOUS_WINDOW,
+    compute_signals,
+    previous_weights,
+    signals_table,
+)
+
+
+class LiveDataBridge:
+    """Today's signals of strategy ``name`` of ``project``."""
+
+    def __init__(self, project: Project, name: str) -> None:
+        if name not in project.strategies:
+            raise KeyError(f"no strategy {name!r}; configured: {', '.join(project.strategies)}")
+        self.project = project
+        self.name = name
+        self.strategy = project.strategies[name]
+
+    def market(self, session: dt.date, snapshot: pd.Series | None = None) -> MarketData:
+        """The bars the strategy reads for ``session``: its look-back from the lake and the
+        session's own bar (the lake's, else ``snapshot`` as a bar of one price)."""
+        cal, lake = self.project.calendar, self.project.lake
+        before = cal.sessions_index(None, session)
+        before = before[before < pd.Timestamp(session)]
+        first = before[-self.strategy.lookback] if len(before) >= self.strategy.lookback else None
+        bars = lake.read("bars", first, session)
+        if not (bars["date"] == pd.Timestamp(session)).any():
+            if snapshot is None:
+                raise ValueError(f"no bars of {session} in the lake and no snapshot given")
+            prices = snapshot.dropna()
+            prices = prices[prices > 0]
+            today = pd.DataFrame({"date": pd.Timestamp(session), "symbol": prices.index.astype(str),
+                                  "open": prices.values, "high": prices.values,
+                                  "low": prices.values, "close": prices.values,
+                                  "volume": np.nan})  # fmt: skip
+            bars = pd.concat([bars, today], ignore_index=True)
+        return MarketData(bars, lake.read("corporate_actions", None, session))
+
+    def signals(self, session: dt.date, snapshot: pd.Series | None = None) -> pd.DataFrame:
+        """The strategy's signal rows of ``session`` (score and target weight per symbol;
+        weights NaN unless the session is a rebalance)."""
+        market = self.market(session, snapshot)
+        names = list(self.strategy.factors)
+        if names:
+            library = library_for(self.project.settings.factors)
+            panels = compute(market, names, session, session, library=library,
+                             sectors=self.project.sectors)  # fmt: skip
+            factors = to_long(panels, market.bars)
+        else:
+            factors = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"),
+                                    "symbol": pd.Series(dtype=object)})  # fmt: skip
+        table = signals_table(self.name)
+        lake, cal = self.project.lake, self.project.calendar
+        before = cal.sessions_index(None, session)
+        before = before[before < pd.Timestamp(session)][-PREVIOUS_WINDOW:]
+        earlier = (
+            lake.read(table, before[0], before[-1])
+            if len(before) and table in lake.tables() else None
+        )  # fmt: skip
+        return compute_signals(self.strategy, market, factors, self.project.instruments, cal,
+                               session, session, previous_weights(earlier))  # fmt: skip
+
+    def targets(self, session: dt.date, snapshot: pd.Series | None = None) -> pd.Series:
+        """Target weight per symbol for ``session`` (NaN: no decision, leave the position)."""
+        rows = self.signals(session, snapshot)
+        return rows.set_index("symbol")["target_weight"]

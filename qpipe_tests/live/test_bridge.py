@@ -1,0 +1,71 @@
+"""The live data bridge reproduces the signals assets: for past sessions its weights equal
+the signal table's exactly (scores to rounding), for both strategy kinds; a session not in
+the lake uses the snapshot as its bar."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from qpipe.cli import cli
+from qpipe.live.bridge import LiveDataBridge
+from qpipe.project import Project
+from qpipe_tests.conftest import SMALL_CONFIG, write_config
+
+STRATEGIES = {
+    "lin": {"kind": "linear", "params": {"factors": {"reversal_1m": 1.0, "vol_20": -0.5},
+                                         "universe": {"kinds": ["stock"]}, "top_k": 5,
+                                         "hold_band": 2, "rebalance": "weekly"}},
+    "rot": {"kind": "rotation", "params": {"symbols": ["EMKT", "ETECH"],
+                                           "lookback": 20, "top_k": 1}},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    tmp = tmp_path_factory.mktemp("bridge")
+    factors = {"names": ["reversal_1m", "vol_20"]}
+    cfg = write_config(
+        tmp / "c.yaml", {**SMALL_CONFIG, "strategies": STRATEGIES, "factors": factors}
+    )
+    env = {"QPIPE_DATA": str(tmp / "data")}
+    for args in (["sync", "--start", "2024-01-02", "--end", "2024-05-31"], ["factors"],
+                 ["signals"]):  # fmt: skip
+        out = CliRunner().invoke(cli, ["--config", str(cfg), *args], env=env)
+        assert out.exit_code == 0, out.output
+    return Project.load(cfg, tmp / "data")
+
+
+@pytest.mark.parametrize("name", ["lin", "rot"])
+def test_past_sessions_match_the_signal_table(project, name):
+    bridge = LiveDataBridge(project, name)
+    table = project.lake.read(f"signals_{name}")
+    decided = table.loc[table["target_weight"].notna(), "date"].drop_duplicates()
+    days = [*decided.iloc[-3:], pd.Timestamp("2024-05-29")]  # rebalances and a plain day
+    for day in days:
+        got = bridge.signals(day.date())
+        want = table.loc[table["date"] == day].reset_index(drop=True)
+        assert list(got["symbol"]) == list(want["symbol"]), day
+        np.testing.assert_array_equal(got["target_weight"], want["target_weight"], err_msg=str(day))
+        np.testing.assert_allclose(got["score"], want["score"], rtol=0, atol=1e-12)
+    last = decided.iloc[-1]
+    weights = table.loc[table["date"] == last].set_index("symbol")["target_weight"]
+    pd.testing.assert_series_equal(bridge.targets(last.date()), weights, check_names=False)
+
+
+def test_a_new_session_uses_the_snapshot(project):
+    bridge = LiveDataBridge(project, "rot")
+    session = dt.date(2024, 6, 3)
+    with pytest.raises(ValueError, match="no bars of 2024-06-03 in the lake and no snapshot"):
+        bridge.market(session)
+    last = project.lake.read("bars", "2024-05-31", "2024-05-31").set_index("symbol")["close"]
+    market = bridge.market(session, last * 1.01)
+    today = market.bars.loc[market.bars["date"] == pd.Timestamp(session)].set_index("symbol")
+    np.testing.assert_allclose(today["close"], (last * 1.01).reindex(today.index))
+    assert (today["open"] == today["close"]).all()
+    rows = bridge.signals(session, last * 1.01)
+    assert set(rows["date"]) == {pd.Timestamp(session)}
