@@ -601,6 +601,93 @@ def viewer(ctx: click.Context, port: int) -> None:
         raise SystemExit(0) from None
 
 
+@cli.group()
+def live() -> None:
+    """Live trading at the close (the paper broker by default: no account needed)."""
+
+
+@live.command("rebalance")
+@click.option("--strategy", default=None, help="One strategy (default: every configured one).")
+@click.option("--dry-run", "mode", flag_value="dry_run", default=True, help="Plan only (default).")
+@click.option("--paper", "mode", flag_value="paper", help="Trade on the paper broker.")
+@click.option("--execute", "mode", flag_value="execute", help="Trade on the configured broker.")
+@click.option(
+    "--session", default=None, help="Session (default: today if one, else the last synced)."
+)
+@click.pass_context
+def live_rebalance(
+    ctx: click.Context, strategy: str | None, mode: str, session: str | None
+) -> None:
+    """Today's target weights of each strategy (the same code as its signals) into orders:
+    the order table is printed before anything is sent."""
+    import pandas as pd
+
+    from qpipe.backtest.runner import engine_config
+    from qpipe.live.bridge import LiveDataBridge
+    from qpipe.live.journal import Journal
+    from qpipe.live.paper import PaperBroker
+    from qpipe.live.trader import Limits, LiveTrader, RebalanceRefused
+
+    project = _project(ctx)
+    cfg = project.settings.live
+    if mode == "execute" and cfg.broker != "paper":
+        raise click.ClickException(
+            f"live.broker {cfg.broker!r}: only the paper broker is available in this version"
+        )
+    broker = PaperBroker(project.lake, engine_config(project.settings.backtest))
+    limits = Limits(max_order_notional=cfg.max_order_notional, max_weight=cfg.max_weight)
+    trader = LiveTrader(broker, Journal(project.lake.root), limits)
+    bars = project.lake.dates("bars") if "bars" in project.lake.tables() else []
+    if not bars:
+        raise click.ClickException("no bars in the lake: run `qpipe sync` first")
+    last_bar = bars[-1]
+    from qpipe.calendars import to_date
+
+    today = pd.Timestamp.now(tz=project.calendar.tz).date()
+    if session is not None:
+        day = to_date(session)
+        if not project.calendar.is_session(day):
+            raise click.ClickException(f"{day} is not a {project.calendar.exchange} session")
+    else:
+        day = today if project.calendar.is_session(today) else last_bar
+    session_day = day
+    previous = project.calendar.previous_session(session_day)
+    with broker:
+        for name in _chosen_strategies(project, strategy):
+            bridge = LiveDataBridge(project, name)
+            universe = project.strategies[name].universe.select(project.instruments)
+            snapshot = broker.snapshot(universe)
+            targets = bridge.targets(session_day, snapshot)
+            try:
+                plan = trader.rebalance(name, session_day, targets, last_bar, previous, "dry_run")
+            except RebalanceRefused as exc:
+                raise click.ClickException(f"{name}: refused: {exc}") from None
+            kind = "a rebalance" if targets.notna().any() else "not a rebalance"
+            click.echo(f"\n{name}, session {session_day} ({kind}):")
+            columns = ["symbol", "side", "quantity", "price", "notional", "reference"]
+            if plan.orders.empty:
+                click.echo("  no orders")
+            else:
+                _print_frame(plan.orders[columns].round(4), len(plan.orders))
+            if mode != "dry_run" and not plan.orders.empty:
+                done = trader.rebalance(name, session_day, targets, last_bar, previous, "execute")
+                click.echo(f"  sent {len(done.sent)} orders to the {broker.name} broker")
+
+
+@live.command("cancel-all")
+@click.pass_context
+def live_cancel_all(ctx: click.Context) -> None:
+    """Cancel every open order at the broker."""
+    from qpipe.live.paper import PaperBroker
+
+    project = _project(ctx)
+    with PaperBroker(project.lake) as broker:
+        orders = broker.open_orders()
+        for status in orders:
+            broker.cancel(status.order.reference)
+    click.echo(f"cancelled {len(orders)} open orders")
+
+
 @cli.command("config")
 @click.pass_context
 def show_config(ctx: click.Context) -> None:

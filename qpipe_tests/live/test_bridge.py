@@ -30,7 +30,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     tmp = tmp_path_factory.mktemp("bridge")
     factors = {"names": ["reversal_1m", "vol_20"]}
     cfg = write_config(
-        tmp / "c.yaml", {**SMALL_CONFIG, "strategies": STRATEGIES, "factors": factors}
+        tmp / "c.yaml",
+        {
+            **SMALL_CONFIG,
+            "strategies": STRATEGIES,
+            "factors": factors,
+            "live": {"max_order_notional": 500_000},
+        },  # 5 names of a 1,000,000 account
     )
     env = {"QPIPE_DATA": str(tmp / "data")}
     for args in (["sync", "--start", "2024-01-02", "--end", "2024-05-31"], ["factors"],
@@ -69,3 +75,29 @@ def test_a_new_session_uses_the_snapshot(project):
     assert (today["open"] == today["close"]).all()
     rows = bridge.signals(session, last * 1.01)
     assert set(rows["date"]) == {pd.Timestamp(session)}
+
+
+def test_cli_live_rebalance_paper_prints_then_sends_once(project, monkeypatch):
+    from qpipe.live.paper import PaperBroker
+
+    monkeypatch.setenv("QPIPE_DATA", str(project.root))
+    cfg = str(project.root.parent / "c.yaml")
+    args = ["--config", cfg, "live", "rebalance", "--strategy", "lin", "--session", "2024-05-31"]
+    dry = CliRunner().invoke(cli, args)
+    assert dry.exit_code == 0, dry.output
+    assert (
+        "lin, session 2024-05-31 (a rebalance)" in dry.output and "qp:lin:20240531:" in dry.output
+    )
+    broker = PaperBroker(project.lake)
+    assert broker.positions() == {}  # a dry run sends nothing
+    paper = CliRunner().invoke(cli, [*args, "--paper"])
+    assert paper.exit_code == 0, paper.output
+    assert "sent 5 orders to the paper broker" in paper.output
+    assert len(broker.positions()) == 5
+    again = CliRunner().invoke(cli, [*args, "--paper"])  # a re-run doubles nothing
+    assert again.exit_code == 0 and "sent 5 orders" not in again.output
+    assert len(broker.executions(dt.date(2000, 1, 1))) == 5
+    bad = CliRunner().invoke(cli, [*args[:-2], "--session", "2024-06-01"])
+    assert bad.exit_code != 0 and "2024-06-01 is not a XNYS session" in bad.output
+    cancel = CliRunner().invoke(cli, ["--config", cfg, "live", "cancel-all"])
+    assert cancel.exit_code == 0 and "cancelled 0 open orders" in cancel.output
