@@ -153,3 +153,30 @@ def test_strategy_lab_page(demo, monkeypatch):
 def test_strategy_lab_without_strategies_says_what_to_run(lake, monkeypatch):
     at = page(app(lake, monkeypatch), "Strategy lab")
     assert "qpipe demo" in infos(at)
+
+
+def test_live_page_shows_the_paper_account_and_the_journal(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from qpipe.backtest.config import BacktestConfig
+    from qpipe.data.lake import Lake
+    from qpipe.live.journal import Journal
+    from qpipe.live.paper import PaperBroker
+    from qpipe.live.trader import LiveTrader
+
+    lake = Lake(tmp_path / "lake")
+    days = pd.to_datetime(["2024-01-02", "2024-01-03"])
+    bars = pd.DataFrame({"date": days.repeat(2), "symbol": ["A", "B"] * 2, "open": 10.0,
+                         "high": 11.0, "low": 9.0, "close": [10.0, 20.0, 12.0, 25.0],
+                         "volume": 1e6})  # fmt: skip
+    lake.write("bars", bars, list(days.date))
+    broker = PaperBroker(lake, BacktestConfig(initial_cash=10_000.0))
+    trader = LiveTrader(broker, Journal(lake.root))
+    day = dt.date(2024, 1, 4)
+    trader.rebalance("s", day, pd.Series({"A": 0.2}), day - dt.timedelta(1),
+                     day - dt.timedelta(1), mode="execute")  # fmt: skip
+    at = page(app(tmp_path, monkeypatch), "Live")
+    assert [m.label for m in at.metric] == ["Net liquidation (paper)", "Cash"]
+    positions = at.dataframe[0].value
+    assert list(positions["symbol"]) == ["A"] and positions["quantity"].item() == 166
+    assert "sent" in set(at.dataframe[2].value["action"])
