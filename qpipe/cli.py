@@ -620,58 +620,29 @@ def live_rebalance(
 ) -> None:
     """Today's target weights of each strategy (the same code as its signals) into orders:
     the order table is printed before anything is sent."""
-    import pandas as pd
-
-    from qpipe.backtest.runner import engine_config
-    from qpipe.live.bridge import LiveDataBridge
-    from qpipe.live.journal import Journal
-    from qpipe.live.paper import PaperBroker
-    from qpipe.live.trader import Limits, LiveTrader, RebalanceRefused
+    from qpipe.calendars import to_date
+    from qpipe.live.rebalance import rebalance, session_plan, trader_for
+    from qpipe.live.trader import RebalanceRefused
 
     project = _project(ctx)
-    cfg = project.settings.live
-    if mode == "execute" and cfg.broker != "paper":
-        raise click.ClickException(
-            f"live.broker {cfg.broker!r}: only the paper broker is available in this version"
-        )
-    broker = PaperBroker(project.lake, engine_config(project.settings.backtest))
-    limits = Limits(max_order_notional=cfg.max_order_notional, max_weight=cfg.max_weight)
-    trader = LiveTrader(broker, Journal(project.lake.root), limits)
-    bars = project.lake.dates("bars") if "bars" in project.lake.tables() else []
-    if not bars:
-        raise click.ClickException("no bars in the lake: run `qpipe sync` first")
-    last_bar = bars[-1]
-    from qpipe.calendars import to_date
-
-    today = pd.Timestamp.now(tz=project.calendar.tz).date()
-    if session is not None:
-        day = to_date(session)
-        if not project.calendar.is_session(day):
-            raise click.ClickException(f"{day} is not a {project.calendar.exchange} session")
-    else:
-        day = today if project.calendar.is_session(today) else last_bar
-    session_day = day
-    previous = project.calendar.previous_session(session_day)
-    with broker:
+    try:
+        plan = session_plan(project, to_date(session) if session else None)
+        trader = trader_for(project)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    columns = ["symbol", "side", "quantity", "price", "notional", "reference"]
+    with trader.broker:
         for name in _chosen_strategies(project, strategy):
-            bridge = LiveDataBridge(project, name)
-            universe = project.strategies[name].universe.select(project.instruments)
-            snapshot = broker.snapshot(universe)
-            targets = bridge.targets(session_day, snapshot)
             try:
-                plan = trader.rebalance(name, session_day, targets, last_bar, previous, "dry_run")
+                planned, sent = rebalance(project, name, plan, trader, mode)
             except RebalanceRefused as exc:
                 raise click.ClickException(f"{name}: refused: {exc}") from None
-            kind = "a rebalance" if targets.notna().any() else "not a rebalance"
-            click.echo(f"\n{name}, session {session_day} ({kind}):")
-            columns = ["symbol", "side", "quantity", "price", "notional", "reference"]
-            if plan.orders.empty:
-                click.echo("  no orders")
-            else:
-                _print_frame(plan.orders[columns].round(4), len(plan.orders))
-            if mode != "dry_run" and not plan.orders.empty:
-                done = trader.rebalance(name, session_day, targets, last_bar, previous, "execute")
-                click.echo(f"  sent {len(done.sent)} orders to the {broker.name} broker")
+            kind = "no orders" if planned.orders.empty else "orders"
+            click.echo(f"\n{name}, session {plan.session}: {kind}")
+            if not planned.orders.empty:
+                _print_frame(planned.orders[columns].round(4), len(planned.orders))
+            if sent is not None:
+                click.echo(f"  sent {len(sent.sent)} orders to the {trader.broker.name} broker")
 
 
 @live.command("cancel-all")

@@ -85,9 +85,7 @@ def test_cli_live_rebalance_paper_prints_then_sends_once(project, monkeypatch):
     args = ["--config", cfg, "live", "rebalance", "--strategy", "lin", "--session", "2024-05-31"]
     dry = CliRunner().invoke(cli, args)
     assert dry.exit_code == 0, dry.output
-    assert (
-        "lin, session 2024-05-31 (a rebalance)" in dry.output and "qp:lin:20240531:" in dry.output
-    )
+    assert "lin, session 2024-05-31: orders" in dry.output and "qp:lin:20240531:" in dry.output
     broker = PaperBroker(project.lake)
     assert broker.positions() == {}  # a dry run sends nothing
     paper = CliRunner().invoke(cli, [*args, "--paper"])

@@ -1,0 +1,70 @@
+"""One market-close rebalance of the configured strategies on the configured broker: the
+core step behind ``qpipe live rebalance`` and the Dagster market-close job."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from qpipe.backtest.runner import engine_config
+from qpipe.live.bridge import LiveDataBridge
+from qpipe.live.journal import Journal
+from qpipe.live.paper import PaperBroker
+from qpipe.live.trader import Limits, LiveTrader, RebalanceReport
+from qpipe.project import Project
+
+RunMode = Literal["dry_run", "paper", "execute"]
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """The session a rebalance trades, the newest bar and the session before it."""
+
+    session: dt.date
+    last_bar: dt.date
+    previous: dt.date
+
+
+def session_plan(project: Project, session: dt.date | None = None) -> SessionPlan:
+    """``session`` (default: today in the exchange's time zone if it is a session, else the
+    last synced one) with the lake's newest bar and the previous session."""
+    lake, cal = project.lake, project.calendar
+    bars = lake.dates("bars") if "bars" in lake.tables() else []
+    if not bars:
+        raise ValueError("no bars in the lake: run `qpipe sync` first")
+    if session is None:
+        today = pd.Timestamp.now(tz=cal.tz).date()
+        session = today if cal.is_session(today) else bars[-1]
+    elif not cal.is_session(session):
+        raise ValueError(f"{session} is not a {cal.exchange} session")
+    return SessionPlan(session, bars[-1], cal.previous_session(session))
+
+
+def trader_for(project: Project) -> LiveTrader:
+    """The live trader of ``project``'s live settings on its broker."""
+    cfg = project.settings.live
+    if cfg.broker != "paper":
+        raise ValueError(
+            f"live.broker {cfg.broker!r}: only the paper broker is available in this version"
+        )
+    broker = PaperBroker(project.lake, engine_config(project.settings.backtest))
+    limits = Limits(max_order_notional=cfg.max_order_notional, max_weight=cfg.max_weight)
+    return LiveTrader(broker, Journal(project.lake.root), limits)
+
+
+def rebalance(
+    project: Project, name: str, plan: SessionPlan, trader: LiveTrader, mode: RunMode
+) -> tuple[RebalanceReport, RebalanceReport | None]:
+    """Strategy ``name``'s orders for ``plan.session``: always planned (a dry run, journaled),
+    then sent unless ``mode`` is ``dry_run``. Returns the plan and what was sent."""
+    bridge = LiveDataBridge(project, name)
+    universe = project.strategies[name].universe.select(project.instruments)
+    targets = bridge.targets(plan.session, trader.broker.snapshot(universe))
+    args = (name, plan.session, targets, plan.last_bar, plan.previous)
+    planned = trader.rebalance(*args, "dry_run")
+    if mode == "dry_run" or planned.orders.empty:
+        return planned, None
+    return planned, trader.rebalance(*args, "execute")
