@@ -9,6 +9,8 @@ from qpipe.defs.factors.assets import build_factor_assets
 from qpipe.defs.factors.report import build_factor_report_asset
 from qpipe.defs.factors.sensors import build_factors_after_sync, build_factors_job
 from qpipe.defs.io_managers import LakeIOManager
+from qpipe.defs.live.jobs import build_rebalance_job
+from qpipe.defs.live.schedules import build_market_close
 from qpipe.defs.market.assets import build_market_assets
 from qpipe.defs.market.schedules import build_nightly_sync, build_sync_job
 from qpipe.defs.resources import ProjectResource
@@ -37,7 +39,12 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
         ),
     ]
     sensors = [build_factors_after_sync(sync_job, factors_job)]
+    resource = ProjectResource(config_path=config_path, data_dir=str(project.root))
+    schedules = [build_nightly_sync(project, sync_job)]
     if signals:
+        rebalance_job = build_rebalance_job(resource)
+        jobs.append(rebalance_job)
+        schedules.append(build_market_close(project, rebalance_job))
         signals_job = build_signals_job(signals)
         jobs.append(signals_job)
         sensors.append(build_signals_after_factors(factors_job, signals_job))
@@ -51,10 +58,10 @@ def build_definitions(project: Project, config_path: str | None = None) -> Defin
     return Definitions(
         assets=[market, factors, factor_report, *signals, *backtests],
         jobs=jobs,
-        schedules=[build_nightly_sync(project, sync_job)],
+        schedules=schedules,
         sensors=sensors,
         resources={
-            "qpipe": ProjectResource(config_path=config_path, data_dir=str(project.root)),
+            "qpipe": resource,
             "lake_io_manager": LakeIOManager(data_dir=str(project.root)),
         },
     )

@@ -99,3 +99,54 @@ def test_cli_live_rebalance_paper_prints_then_sends_once(project, monkeypatch):
     assert bad.exit_code != 0 and "2024-06-01 is not a XNYS session" in bad.output
     cancel = CliRunner().invoke(cli, ["--config", cfg, "live", "cancel-all"])
     assert cancel.exit_code == 0 and "cancelled 0 open orders" in cancel.output
+
+
+def test_rebalance_time_follows_the_close_and_skips_holidays(project):
+    from qpipe.live.timing import due_session, rebalance_time
+
+    cal = project.calendar
+    utc = dt.UTC
+    # 2024-11-27 closes 16:00 ET (21:00 UTC): due 20:50 UTC with 10 minutes.
+    assert rebalance_time(cal, dt.date(2024, 11, 27), 10) == pd.Timestamp("2024-11-27 20:50Z")
+    assert due_session(cal, dt.datetime(2024, 11, 27, 20, 52, tzinfo=utc), 10) == dt.date(
+        2024, 11, 27
+    )
+    assert due_session(cal, dt.datetime(2024, 11, 27, 20, 45, tzinfo=utc), 10) is None
+    # The day after Thanksgiving closes at 13:00 ET: due 17:50 UTC.
+    assert due_session(cal, dt.datetime(2024, 11, 29, 17, 50, tzinfo=utc), 10) == dt.date(
+        2024, 11, 29
+    )
+    assert due_session(cal, dt.datetime(2024, 11, 29, 20, 50, tzinfo=utc), 10) is None
+    # Thanksgiving itself: never.
+    for hour in range(24):
+        assert due_session(cal, dt.datetime(2024, 11, 28, hour, 50, tzinfo=utc), 10) is None
+
+
+def test_market_close_job_and_schedule(project):
+    from dagster import DagsterInstance, RunRequest, build_schedule_context
+
+    from qpipe.defs.build import build_definitions
+
+    defs = build_definitions(project, str(project.root.parent / "c.yaml"))
+    schedule = defs.resolve_schedule_def("market_close")
+    with DagsterInstance.ephemeral() as instance:
+        tick = dt.datetime(2024, 5, 31, 19, 50, tzinfo=dt.UTC)  # 16:00 EDT - 10 min
+        request = schedule.evaluate_tick(
+            build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=tick,
+                resources={"qpipe": defs.resources["qpipe"]},
+            )
+        ).run_requests[0]
+        assert isinstance(request, RunRequest) and request.run_key == "close-2024-05-31"
+        config = request.run_config["ops"]["rebalance_strategies"]["config"]
+        assert config == {"mode": "dry_run", "session": "2024-05-31"}
+        result = defs.resolve_job_def("market_close_rebalance").execute_in_process(
+            instance=instance, run_config=request.run_config
+        )
+        assert result.success
+        assert result.output_for_node("rebalance_strategies") == {"lin": 0, "rot": 0}
+    assert len(project.lake.read("bars")) > 0
+    from qpipe.live.journal import Journal
+
+    assert set(Journal(project.lake.root).read("intended")["strategy"]) >= {"lin"}
