@@ -645,6 +645,48 @@ def live_rebalance(
                 click.echo(f"  sent {len(sent.sent)} orders to the {trader.broker.name} broker")
 
 
+@live.command("check")
+@click.option("--symbol", default=None, help="Symbol for the bars and the test order.")
+@click.pass_context
+def live_check(ctx: click.Context, symbol: str | None) -> None:
+    """Health check of the configured broker: account and NAV, positions, a few daily bars of
+    one symbol, and a what-if of a one-share test order. Green and red lines."""
+    from qpipe.live.broker import BrokerError, Order
+    from qpipe.live.rebalance import trader_for
+
+    project = _project(ctx)
+    console = _console()
+    ok = True
+
+    def line(good: bool, text: str) -> None:
+        nonlocal ok
+        ok &= good
+        console.print(f"[{'green' if good else 'red'}]{'ok ' if good else 'FAIL'}[/] {text}")
+
+    try:
+        broker = trader_for(project).broker
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with broker:
+        line(True, f"connected to the {broker.name} broker")
+        account = broker.account()
+        line(account.net_liquidation > 0,
+             f"account {account.account_id}: net liquidation {account.net_liquidation:,.2f}, "
+             f"cash {account.cash:,.2f}")  # fmt: skip
+        line(True, f"{len(broker.positions())} open positions")
+        symbol = symbol or str(project.instruments["symbol"].iloc[0])
+        bars = broker.daily_bars([symbol], 5)
+        line(len(bars) > 0, f"{len(bars)} daily bars of {symbol}"
+             + (f", last {bars['date'].max():%Y-%m-%d}" if len(bars) else ""))  # fmt: skip
+        try:
+            preview = broker.what_if(Order(symbol, "buy", 1, "MOC", "qp:check"))
+            line(True, f"what-if of 1 {symbol} MOC: commission {preview.commission:.2f}")
+        except (BrokerError, ValueError) as exc:
+            line(False, f"what-if of 1 {symbol}: {exc}")
+    if not ok:
+        raise SystemExit(1)
+
+
 @live.command("cancel-all")
 @click.pass_context
 def live_cancel_all(ctx: click.Context) -> None:

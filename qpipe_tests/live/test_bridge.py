@@ -150,3 +150,15 @@ def test_market_close_job_and_schedule(project):
     from qpipe.live.journal import Journal
 
     assert set(Journal(project.lake.root).read("intended")["strategy"]) >= {"lin"}
+
+
+def test_cli_live_check(project, monkeypatch):
+    monkeypatch.setenv("QPIPE_DATA", str(project.root))
+    cfg = str(project.root.parent / "c.yaml")
+    good = CliRunner().invoke(cli, ["--config", cfg, "live", "check", "--symbol", "S0002"])
+    assert good.exit_code == 0, good.output
+    assert "connected to the paper broker" in good.output
+    assert "daily bars of S0002, last 2024-05-31" in good.output
+    bad = CliRunner().invoke(cli, ["--config", cfg, "live", "check", "--symbol", "NOPE"])
+    assert bad.exit_code == 1
+    assert "FAIL" in bad.output and "NOPE: no price in the lake" in bad.output
