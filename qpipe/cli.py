@@ -691,10 +691,13 @@ def live_check(ctx: click.Context, symbol: str | None) -> None:
 @click.pass_context
 def live_cancel_all(ctx: click.Context) -> None:
     """Cancel every open order at the broker."""
-    from qpipe.live.paper import PaperBroker
+    from qpipe.live.rebalance import trader_for
 
-    project = _project(ctx)
-    with PaperBroker(project.lake) as broker:
+    try:
+        broker = trader_for(_project(ctx)).broker
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    with broker:
         orders = broker.open_orders()
         for status in orders:
             broker.cancel(status.order.reference)

@@ -20,12 +20,7 @@ from qpipe.data.schema import MarketData
 from qpipe.factors.factory import library_for, to_long
 from qpipe.factors.panel import compute
 from qpipe.project import Project
-from qpipe.strategies.signals import (
-    PREVIOUS_WINDOW,
-    compute_signals,
-    previous_weights,
-    signals_table,
-)
+from qpipe.strategies.signals import compute_signals, lake_previous_weights
 
 
 class LiveDataBridge:
@@ -71,16 +66,12 @@ class LiveDataBridge:
         else:
             factors = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"),
                                     "symbol": pd.Series(dtype=object)})  # fmt: skip
-        table = signals_table(self.name)
-        lake, cal = self.project.lake, self.project.calendar
-        before = cal.sessions_index(None, session)
-        before = before[before < pd.Timestamp(session)][-PREVIOUS_WINDOW:]
-        earlier = (
-            lake.read(table, before[0], before[-1])
-            if len(before) and table in lake.tables() else None
-        )  # fmt: skip
-        return compute_signals(self.strategy, market, factors, self.project.instruments, cal,
-                               session, session, previous_weights(earlier))  # fmt: skip
+        previous = lake_previous_weights(
+            self.project.lake, self.project.calendar, self.name, session
+        )
+        return compute_signals(self.strategy, market, factors, self.project.instruments,
+                               self.project.calendar,
+                               session, session, previous)  # fmt: skip
 
     def targets(self, session: dt.date, snapshot: pd.Series | None = None) -> pd.Series:
         """Target weight per symbol for ``session`` (NaN: no decision, leave the position)."""

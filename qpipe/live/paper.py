@@ -87,15 +87,17 @@ class PaperBroker(Broker):
     # ------------------------------------------------------------------ account
 
     def account(self) -> Account:
+        held = self.positions()
+        prices = self.snapshot(list(held))  # one read of the lake for every position
         value = sum(
-            p.quantity * self._price(p.symbol, p.avg_cost) for p in self.positions().values()
+            p.quantity * (prices[s] if np.isfinite(prices[s]) else p.avg_cost)
+            for s, p in held.items()
         )
         cash = self._cash()
         return Account(ACCOUNT_ID, cash + value, cash)
 
-    def _price(self, symbol: str, fallback: float = float("nan")) -> float:
-        price = float(self.snapshot([symbol]).iloc[0])
-        return price if np.isfinite(price) else fallback
+    def _price(self, symbol: str) -> float:
+        return float(self.snapshot([symbol]).iloc[0])
 
     def positions(self) -> dict[str, Position]:
         frame = self._read("positions", ["symbol", "quantity", "avg_cost"])

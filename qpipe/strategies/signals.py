@@ -14,6 +14,7 @@ import pandas as pd
 import xarray as xr
 
 from qpipe.calendars import DateLike, TradingCalendar
+from qpipe.data.lake import Lake
 from qpipe.data.schema import MarketData
 from qpipe.factors.panel import build_inputs
 from qpipe.strategies.base import BaseStrategy, StrategyData, last_weights
@@ -76,3 +77,16 @@ def previous_weights(
     if frame is None or len(frame) == 0:
         return None
     return last_weights(frame)
+
+
+def lake_previous_weights(
+    lake: Lake, calendar: TradingCalendar, strategy: str, first: DateLike
+) -> pd.Series | None:
+    """The weights of the strategy's last rebalance in the :data:`PREVIOUS_WINDOW` sessions
+    before ``first``, from its signal table in ``lake`` (None: none)."""
+    table = signals_table(strategy)
+    before = calendar.sessions_index(None, first)
+    before = before[before < pd.Timestamp(first)][-PREVIOUS_WINDOW:]
+    if not len(before) or table not in lake.tables():
+        return None
+    return previous_weights(lake.read(table, before[0], before[-1]))

@@ -28,9 +28,8 @@ from qpipe.project import Project
 from qpipe.strategies.base import BaseStrategy
 from qpipe.strategies.lookahead import signal_lookahead_violations
 from qpipe.strategies.signals import (
-    PREVIOUS_WINDOW,
     compute_signals,
-    previous_weights,
+    lake_previous_weights,
     signals_table,
 )
 
@@ -73,12 +72,7 @@ def _signal_asset(project: Project, name: str, strategy: BaseStrategy) -> Assets
         sessions = [dt.date.fromisoformat(k) for k in context.partition_keys]
         first, last = sessions[0], sessions[-1]
         factors = proj.lake.read("factors", first, last, columns=list(strategy.factors))
-        before = proj.calendar.sessions_index(None, first)[-PREVIOUS_WINDOW - 1 : -1]
-        earlier = (
-            proj.lake.read(table, before[0], before[-1]) if len(before) and
-            table in proj.lake.tables() else None
-        )  # fmt: skip
-        previous = previous_weights(earlier)
+        previous = lake_previous_weights(proj.lake, proj.calendar, name, first)
         args = (strategy, bars, factors, proj.instruments, proj.calendar)
         frame = compute_signals(*args, first, last, previous)
         decided = frame.loc[frame["target_weight"].notna()]
