@@ -248,6 +248,9 @@ class LiveConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(7497, ge=1, le=65535)
     client_id: int = Field(1, ge=0)
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    market_data_type: int = Field(1, ge=1, le=4)
+    """IB market data: 1 live, 2 frozen, 3 delayed, 4 delayed frozen."""
     allow_live_ports: bool = False
     accounts: list[str] = Field(default_factory=list)
     max_order_notional: float = Field(100_000.0, gt=0)

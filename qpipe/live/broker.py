@@ -28,6 +28,16 @@ class BrokerError(QpipeError):
     """The broker refused or failed a request; the message names what and why."""
 
 
+class AlreadyPlaced(BrokerError):
+    """An order whose reference the broker already holds (``action``: ``already_open`` or
+    ``already_filled``); it was not sent again."""
+
+    def __init__(self, reference: str, action: str) -> None:
+        super().__init__(f"order {reference} is already at the broker ({action}); not sent again")
+        self.reference = reference
+        self.action = action
+
+
 @dataclass(frozen=True)
 class Account:
     """Account id, net liquidation value and cash, in the account's currency."""

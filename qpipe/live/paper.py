@@ -23,6 +23,7 @@ from qpipe.backtest.costs import commission, fill_price
 from qpipe.data.lake import Lake, write_frame
 from qpipe.live.broker import (
     Account,
+    AlreadyPlaced,
     Broker,
     BrokerError,
     Execution,
@@ -153,8 +154,11 @@ class PaperBroker(Broker):
     def submit(self, order: Order) -> OrderStatus:
         self.connect()
         orders = self._orders()
-        if order.reference in set(orders["reference"]):
-            raise BrokerError(f"order reference {order.reference} was already used")
+        same = orders.loc[orders["reference"] == order.reference, "state"]
+        if len(same):
+            raise AlreadyPlaced(
+                order.reference, "already_filled" if same.iloc[0] == "filled" else "already_open"
+            )
         price = self._fill_price(order)
         order_id = int(orders["order_id"].max()) + 1 if len(orders) else 1
         meets = order.limit_price is None or (

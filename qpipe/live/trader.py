@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from qpipe.errors import QpipeError
-from qpipe.live.broker import Broker, BrokerError, Order, OrderType
+from qpipe.live.broker import AlreadyPlaced, Broker, BrokerError, Order, OrderType
 from qpipe.live.journal import Journal
 from qpipe.live.orders import OrderPlanError, plan_orders
 
@@ -53,7 +53,8 @@ class Limits:
 @dataclass(frozen=True)
 class RebalanceReport:
     """What a rebalance did: the planned orders with what happened to each (``action``:
-    ``sent``, ``dry_run``, ``already_open``, ``already_filled``, ``killed``, ``error``)."""
+    ``sent``, ``dry_run``, ``already_open``, ``already_filled``, ``killed``, ``rejected``,
+    ``error``)."""
 
     run_id: str
     session: dt.date
@@ -171,8 +172,12 @@ class LiveTrader:
             order = Order(row.symbol, row.side, int(row.quantity), self.order_type, row.reference)
             try:
                 status = self.broker.submit(order)
-                actions.append("sent")
-                messages.append(status.state)
+                rejected = status.state == "rejected"
+                actions.append("rejected" if rejected else "sent")
+                messages.append(status.message if rejected else status.state)
+            except AlreadyPlaced as exc:
+                actions.append(exc.action)
+                messages.append(str(exc))
             except BrokerError as exc:
                 actions.append("error")
                 messages.append(str(exc))
