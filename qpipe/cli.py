@@ -7,7 +7,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -619,7 +619,8 @@ def live_rebalance(
     ctx: click.Context, strategy: str | None, mode: str, session: str | None
 ) -> None:
     """Today's target weights of each strategy (the same code as its signals) into orders:
-    the order table is printed before anything is sent."""
+    the order table is printed before anything is sent. A dry run plans against the
+    configured broker's account and prices; --paper trades on the paper broker."""
     from qpipe.calendars import to_date
     from qpipe.live.rebalance import rebalance, session_plan, trader_for
     from qpipe.live.trader import RebalanceRefused
@@ -627,14 +628,15 @@ def live_rebalance(
     project = _project(ctx)
     try:
         plan = session_plan(project, to_date(session) if session else None)
-        trader = trader_for(project)
+        trader = trader_for(project, mode)  # type: ignore[arg-type]
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     columns = ["symbol", "side", "quantity", "price", "notional", "reference"]
+    trader.connect(plan.session, mode)
     with trader.broker:
         for name in _chosen_strategies(project, strategy):
             try:
-                planned, sent = rebalance(project, name, plan, trader, mode)
+                planned, sent = rebalance(project, name, plan, trader, mode)  # type: ignore[arg-type]
             except RebalanceRefused as exc:
                 raise click.ClickException(f"{name}: refused: {exc}") from None
             kind = "no orders" if planned.orders.empty else "orders"
@@ -642,59 +644,76 @@ def live_rebalance(
             if not planned.orders.empty:
                 _print_frame(planned.orders[columns].round(4), len(planned.orders))
             if sent is not None:
-                click.echo(f"  sent {len(sent.sent)} orders to the {trader.broker.name} broker")
+                counts = sent.orders["action"].value_counts()
+                detail = ", ".join(f"{n} {a}" for a, n in counts.items() if a != "sent")
+                click.echo(
+                    f"  sent {len(sent.sent)} orders to the {trader.broker.name} broker"
+                    + (f" ({detail})" if detail else "")
+                )
+
+
+_connection_options = [
+    click.option("--host", default=None, help="TWS / IB Gateway host (default: live.host)."),
+    click.option("--port", type=int, default=None, help="API port (default: live.port)."),
+    click.option("--client-id", type=int, default=None, help="API client id (live.client_id)."),
+]
+
+
+def _connection(func: Callable) -> Callable:
+    for option in reversed(_connection_options):
+        func = option(func)
+    return func
 
 
 @live.command("check")
 @click.option("--symbol", default=None, help="Symbol for the bars and the test order.")
+@click.option(
+    "--place-test-order",
+    is_flag=True,
+    help="Also place a 1-share buy limit far below the market and cancel it.",
+)
+@_connection
 @click.pass_context
-def live_check(ctx: click.Context, symbol: str | None) -> None:
-    """Health check of the configured broker: account and NAV, positions, a few daily bars of
-    one symbol, and a what-if of a one-share test order. Green and red lines."""
-    from qpipe.live.broker import BrokerError, Order
-    from qpipe.live.rebalance import trader_for
+def live_check(
+    ctx: click.Context,
+    symbol: str | None,
+    place_test_order: bool,
+    host: str | None,
+    port: int | None,
+    client_id: int | None,
+) -> None:
+    """Health check of the configured broker: connection and server version, account and
+    NAV, positions, a few daily bars of one symbol (data permissions), a what-if of a
+    one-share test order. Green and red lines; exit status 1 on a red one."""
+    from qpipe.live.check import run_check
+    from qpipe.live.rebalance import broker_for
 
     project = _project(ctx)
     console = _console()
-    ok = True
-
-    def line(good: bool, text: str) -> None:
-        nonlocal ok
-        ok &= good
-        console.print(f"[{'green' if good else 'red'}]{'ok ' if good else 'FAIL'}[/] {text}")
-
     try:
-        broker = trader_for(project).broker
+        broker = broker_for(project, host=host, port=port, client_id=client_id)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    with broker:
-        line(True, f"connected to the {broker.name} broker")
-        account = broker.account()
-        line(account.net_liquidation > 0,
-             f"account {account.account_id}: net liquidation {account.net_liquidation:,.2f}, "
-             f"cash {account.cash:,.2f}")  # fmt: skip
-        line(True, f"{len(broker.positions())} open positions")
-        symbol = symbol or str(project.instruments["symbol"].iloc[0])
-        bars = broker.daily_bars([symbol], 5)
-        line(len(bars) > 0, f"{len(bars)} daily bars of {symbol}"
-             + (f", last {bars['date'].max():%Y-%m-%d}" if len(bars) else ""))  # fmt: skip
-        try:
-            preview = broker.what_if(Order(symbol, "buy", 1, "MOC", "qp:check"))
-            line(True, f"what-if of 1 {symbol} MOC: commission {preview.commission:.2f}")
-        except (BrokerError, ValueError) as exc:
-            line(False, f"what-if of 1 {symbol}: {exc}")
+    symbol = symbol or str(project.instruments["symbol"].iloc[0])
+    ok = True
+    for good, text in run_check(broker, symbol, place_test_order):
+        ok &= good
+        console.print(f"[{'green' if good else 'red'}]{'ok ' if good else 'FAIL'}[/] {text}")
     if not ok:
         raise SystemExit(1)
 
 
 @live.command("cancel-all")
+@_connection
 @click.pass_context
-def live_cancel_all(ctx: click.Context) -> None:
-    """Cancel every open order at the broker."""
-    from qpipe.live.rebalance import trader_for
+def live_cancel_all(
+    ctx: click.Context, host: str | None, port: int | None, client_id: int | None
+) -> None:
+    """Cancel every open order at the configured broker."""
+    from qpipe.live.rebalance import broker_for
 
     try:
-        broker = trader_for(_project(ctx)).broker
+        broker = broker_for(_project(ctx), host=host, port=port, client_id=client_id)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     with broker:

@@ -1,6 +1,7 @@
-"""The live journal: every rebalance's account snapshot, intended orders, submitted orders
-and reconciliation, appended to ``<lake>/live/journal/<kind>.parquet`` (each write atomic),
-with the run, session and strategy on every row; the viewer's Live page reads it."""
+"""The live journal: every rebalance's account snapshot, intended orders, submitted orders,
+reconciliation, the fills seen so far and refusals (events), appended to
+``<lake>/live/journal/<kind>.parquet`` (each write atomic), with the run, session and
+strategy on every row; the viewer's Live page reads it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pandas as pd
 
 from qpipe.data.lake import write_frame
 
-KINDS = ("snapshot", "intended", "submitted", "reconciliation", "events")
+KINDS = ("snapshot", "intended", "submitted", "reconciliation", "fills", "events")
 
 
 class Journal:

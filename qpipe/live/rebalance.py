@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
 from qpipe.backtest.runner import engine_config
 from qpipe.live.bridge import LiveDataBridge
+from qpipe.live.broker import Broker
 from qpipe.live.journal import Journal
 from qpipe.live.paper import PaperBroker
 from qpipe.live.trader import Limits, LiveTrader, RebalanceReport
 from qpipe.project import Project
+from qpipe.settings import LiveConfig
 
 RunMode = Literal["dry_run", "paper", "execute"]
 
@@ -43,16 +46,33 @@ def session_plan(project: Project, session: dt.date | None = None) -> SessionPla
     return SessionPlan(session, bars[-1], cal.previous_session(session))
 
 
-def trader_for(project: Project) -> LiveTrader:
-    """The live trader of ``project``'s live settings on its broker."""
-    cfg = project.settings.live
-    if cfg.broker != "paper":
-        raise ValueError(
-            f"live.broker {cfg.broker!r}: only the paper broker is available in this version"
-        )
-    broker = PaperBroker(project.lake, engine_config(project.settings.backtest))
+def live_settings(project: Project, **overrides: object) -> LiveConfig:
+    """``project``'s live settings with ``overrides`` (None values ignored), validated."""
+    data = project.settings.live.model_dump()
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return LiveConfig.model_validate(data)
+
+
+def broker_for(project: Project, mode: RunMode = "execute", **overrides: object) -> Broker:
+    """The paper broker for ``mode`` paper, else the configured ``live.broker`` (a dry run
+    plans against it and sends nothing). ``overrides``: live settings such as host, port,
+    client_id."""
+    cfg = live_settings(project, **overrides)
+    if mode == "paper" or cfg.broker == "paper":
+        return PaperBroker(project.lake, engine_config(project.settings.backtest))
+    from qpipe.live.ib import IBBroker
+
+    return IBBroker(cfg)
+
+
+def trader_for(project: Project, mode: RunMode = "execute", **overrides: object) -> LiveTrader:
+    """The live trader of ``project``'s live settings on :func:`broker_for`'s broker; its
+    kill file is ``<lake>/live/KILL``."""
+    cfg = live_settings(project, **overrides)
     limits = Limits(max_order_notional=cfg.max_order_notional, max_weight=cfg.max_weight)
-    return LiveTrader(broker, Journal(project.lake.root), limits)
+    broker = broker_for(project, mode, **overrides)
+    kill_file = Path(project.lake.root) / "live" / "KILL"
+    return LiveTrader(broker, Journal(project.lake.root), limits, kill_file=kill_file)
 
 
 def rebalance(

@@ -183,6 +183,8 @@ class LiveTrader:
                 messages.append(str(exc))
         report = plan.assign(action=actions, message=messages)
         self.journal.record("submitted", report, **stamp)
+        if mode == "execute":
+            self._record_fills(set(report["reference"]), session, stamp)
         return RebalanceReport(run_id, session, strategy, mode, report)
 
     def _reconcile(self, plan: pd.DataFrame, session: dt.date, stamp: dict) -> pd.DataFrame:
@@ -197,6 +199,30 @@ class LiveTrader:
         self.journal.record("reconciliation", plan.loc[plan["action"] != "",
                             ["symbol", "reference", "action"]], **stamp)  # fmt: skip
         return plan
+
+    def _record_fills(self, references: set[str], session: dt.date, stamp: dict) -> None:
+        """Journal the broker's fills of ``references`` so far (MOC orders fill at the close:
+        a later run records the rest)."""
+        seen = self.journal.read("fills")
+        seen_ids = set(seen["exec_id"]) if len(seen) else set()
+        fills = [
+            e for e in self.broker.executions(session)
+            if e.reference in references and e.exec_id not in seen_ids
+        ]  # fmt: skip
+        frame = pd.DataFrame([vars(e) for e in fills] if fills else [])
+        self.journal.record("fills", frame, **stamp)  # each fill once
+
+    def connect(self, session: dt.date, mode: Mode | str) -> None:
+        """Connect the broker; a refused or failed connection (a live port or an account the
+        configuration does not allow, a gateway that does not answer) is journaled as a
+        refusal and re-raised."""
+        try:
+            self.broker.connect()
+        except QpipeError as exc:
+            stamp = {"run_id": uuid.uuid4().hex[:12], "session": session.isoformat(),
+                     "strategy": "*", "mode": mode}  # fmt: skip
+            self._event(stamp, "refused", str(exc))
+            raise
 
     def _event(self, stamp: dict, event: str, detail: str) -> None:
         self.journal.record("events", pd.DataFrame({"event": [event], "detail": [detail]}), **stamp)

@@ -34,9 +34,10 @@ def rebalance_strategies(
         raise ValueError(f"mode must be dry_run, paper or execute, got {config.mode!r}")
     project = qpipe.get()
     plan = session_plan(project, to_date(config.session) if config.session else None)
-    trader = trader_for(project)
+    trader = trader_for(project, config.mode)  # type: ignore[arg-type]
     names = config.strategies or list(project.strategies)
     sent = {}
+    trader.connect(plan.session, config.mode)
     with trader.broker:
         for name in names:
             planned, done = rebalance(project, name, plan, trader, config.mode)  # type: ignore[arg-type]
