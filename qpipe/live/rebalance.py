@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 from qpipe.backtest.runner import engine_config
@@ -15,7 +16,8 @@ from qpipe.live.bridge import LiveDataBridge
 from qpipe.live.broker import Broker
 from qpipe.live.journal import Journal
 from qpipe.live.paper import PaperBroker
-from qpipe.live.trader import Limits, LiveTrader, RebalanceReport
+from qpipe.live.risk_book import RiskBook, RiskStateAhead
+from qpipe.live.trader import Limits, LiveTrader, RebalanceRefused, RebalanceReport
 from qpipe.project import Project
 from qpipe.settings import LiveConfig
 
@@ -81,10 +83,46 @@ def rebalance(
     """Strategy ``name``'s orders for ``plan.session``: always planned (a dry run, journaled),
     then sent unless ``mode`` is ``dry_run``. Returns the plan and what was sent."""
     bridge = LiveDataBridge(project, name)
-    universe = project.strategies[name].universe.select(project.instruments)
+    strategy = project.strategies[name]
+    universe = strategy.universe.select(project.instruments)
     targets = bridge.targets(plan.session, trader.broker.snapshot(universe))
+    if strategy.stop_loss is not None or strategy.circuit_breaker is not None:
+        targets = apply_risk(project, name, plan.session, targets, trader, mode)
     args = (name, plan.session, targets, plan.last_bar, plan.previous)
     planned = trader.rebalance(*args, "dry_run")
     if mode == "dry_run" or planned.orders.empty:
         return planned, None
     return planned, trader.rebalance(*args, "execute")
+
+
+def apply_risk(
+    project: Project,
+    name: str,
+    session: dt.date,
+    targets: pd.Series,
+    trader: LiveTrader,
+    mode: RunMode,
+) -> pd.Series:
+    """Strategy ``name``'s stop loss and circuit breaker on ``targets`` against the broker's
+    positions, prices and NAV (:class:`~qpipe.live.risk_book.RiskBook`); each rule that acts
+    is journaled as an event."""
+    strategy = project.strategies[name]
+    book = RiskBook(project.lake.root, name, strategy.stop_loss, strategy.circuit_breaker)
+    broker = trader.broker
+    held = broker.positions()
+    prices = broker.snapshot(sorted(set(targets.index) | set(held)))
+    nav = broker.account().net_liquidation
+    if not (np.isfinite(nav) and nav > 0):
+        return targets  # the trader refuses an empty or inconsistent account
+    stamp = {"session": session.isoformat(), "strategy": name, "mode": mode}
+    try:
+        decision = book.apply(session, targets, held, prices, nav)
+    except RiskStateAhead as exc:
+        trader.journal.record("events", pd.DataFrame({"event": ["refused"], "detail": [str(exc)]}),
+                              run_id="risk", **stamp)  # fmt: skip
+        raise RebalanceRefused(str(exc)) from exc
+    for row in decision.events.itertuples():
+        detail = f"{row.symbol}: {row.reason}" if row.symbol else row.reason
+        trader.journal.record("events", pd.DataFrame({"event": [row.rule], "detail": [detail]}),
+                              run_id="risk", **stamp)  # fmt: skip
+    return decision.targets

@@ -1,0 +1,184 @@
+"""A strategy's stop loss and circuit breaker run against the live account, with their state
+kept in the lake between sessions.
+
+The rules are the backtest's own (:mod:`qpipe.strategies.risk`); at a session's rebalance
+they see what the engine sees at that close: the shares held, today's price (the snapshot)
+and the account's net liquidation value. A stop that triggers sets its symbol's target to 0;
+the breaker scales every target by its exposure and, on the session it leaves ACTIVE, first
+turns "no decision" (NaN) targets into the held weights so exposure drops at once, as in the
+engine. A position the state has not seen yet enters at its average cost.
+
+State lives in ``<lake>/live/risk/<strategy>/{stops,breaker}.parquet``: the state before
+and after the latest session stepped. A re-run of the same session steps again from the
+"before" state, so re-runs and dry runs decide the same way and never step twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qpipe.data.lake import write_frame
+from qpipe.errors import QpipeError
+from qpipe.live.broker import Position
+from qpipe.strategies.risk import BreakerMode, BreakerState, CircuitBreaker, StopLoss, StopState
+
+_STOP_COLUMNS = ["session", "phase", "symbol", "entry", "peak", "side"]
+_BREAKER_COLUMNS = ["session", "phase", "mode", "peak_nav", "last_nav", "halted_sessions",
+                    "since"]  # fmt: skip
+
+
+class RiskStateAhead(QpipeError):
+    """The saved risk state is at a later session than the one asked for."""
+
+
+@dataclass(frozen=True)
+class RiskDecision:
+    """The targets after the rules, the rules' events (columns symbol, rule, reason) and the
+    breaker's mode (None without a breaker)."""
+
+    targets: pd.Series
+    events: pd.DataFrame
+    mode: str | None
+
+
+class RiskBook:
+    """The persisted risk state of ``strategy`` under ``<lake_root>/live/risk/<strategy>/``."""
+
+    def __init__(
+        self,
+        lake_root: Path | str,
+        strategy: str,
+        stop_loss: StopLoss | None,
+        circuit_breaker: CircuitBreaker | None,
+    ) -> None:
+        self.folder = Path(lake_root) / "live" / "risk" / strategy
+        self.stop_loss = stop_loss
+        self.circuit_breaker = circuit_breaker
+
+    def apply(
+        self,
+        session: dt.date,
+        targets: pd.Series,
+        held: dict[str, Position],
+        prices: pd.Series,
+        nav: float,
+    ) -> RiskDecision:
+        """The rules' decision for ``session`` on ``targets`` (symbol -> weight, NaN: no
+        decision) given the positions ``held``, ``prices`` (NaN: none today) and ``nav``;
+        saves the state."""
+        targets = pd.Series(targets, dtype=np.float64).copy()
+        events: list[tuple[str, str, str]] = []
+        if self.stop_loss is not None:
+            targets = self._stops(session, targets, held, prices, events)
+        mode = None
+        if self.circuit_breaker is not None:
+            targets, mode = self._breaker(session, targets, held, prices, nav, events)
+        frame = pd.DataFrame(events, columns=["symbol", "rule", "reason"])
+        return RiskDecision(targets, frame, mode)
+
+    # ------------------------------------------------------------------ stop loss
+
+    def _stops(
+        self,
+        session: dt.date,
+        targets: pd.Series,
+        held: dict[str, Position],
+        prices: pd.Series,
+        events: list[tuple[str, str, str]],
+    ) -> pd.Series:
+        before = _before(self._read("stops", _STOP_COLUMNS), session)
+        known = before.set_index("symbol") if len(before) else None
+        symbols = sorted(set(held) | (set(known.index) if known is not None else set()))
+        state = StopLoss.initial(len(symbols))
+        if known is not None and symbols:
+            rows = known.reindex(symbols)
+            side = rows["side"].fillna(0).to_numpy()
+            state = StopState(rows["entry"].to_numpy(), rows["peak"].to_numpy(), side)
+        qty = np.array([held[s].quantity if s in held else 0.0 for s in symbols])
+        price = pd.Series(prices, dtype=np.float64).reindex(symbols).to_numpy()
+        cost = np.array([held[s].avg_cost if s in held else np.nan for s in symbols])
+        fill = np.where((state.side == 0) & (qty != 0), cost, np.nan)
+        result = self.stop_loss.step(state, qty, price, fill)  # type: ignore[union-attr]
+        for i, reason in result.reasons.items():
+            if qty[i] != 0:
+                targets[symbols[i]] = 0.0
+                events.append((symbols[i], "stop_loss", reason))
+        after = pd.DataFrame({"symbol": symbols, "entry": result.state.entry,
+                              "peak": result.state.peak, "side": result.state.side})  # fmt: skip
+        self._save("stops", session, before.drop(columns=["session", "phase"]), after)
+        return targets
+
+    # ------------------------------------------------------------------ circuit breaker
+
+    def _breaker(
+        self,
+        session: dt.date,
+        targets: pd.Series,
+        held: dict[str, Position],
+        prices: pd.Series,
+        nav: float,
+        events: list[tuple[str, str, str]],
+    ) -> tuple[pd.Series, str]:
+        breaker: CircuitBreaker = self.circuit_breaker  # type: ignore[assignment]
+        before = _before(self._read("breaker", _BREAKER_COLUMNS), session)
+        if before.empty:
+            state = breaker.initial(nav, session)
+        else:
+            r = before.iloc[0]
+            last = None if pd.isna(r["last_nav"]) else float(r["last_nav"])
+            since = None if pd.isna(r["since"]) else dt.date.fromisoformat(str(r["since"]))
+            prior = BreakerState(r["mode"], float(r["peak_nav"]), last,
+                                 int(r["halted_sessions"]), since)  # fmt: skip
+            step = breaker.step(prior, session, nav)
+            state = step.state
+            if step.transition is not None:
+                events.append(("", "circuit_breaker", step.transition.reason))
+                if state.mode is not BreakerMode.ACTIVE:  # act now, not at the next rebalance
+                    symbols = sorted(set(targets.index) | set(held))
+                    targets = targets.reindex(symbols)
+                    quotes = pd.Series(prices, dtype=np.float64)
+                    for s in symbols:
+                        if np.isnan(targets[s]):
+                            p = quotes.get(s, np.nan)
+                            q = held[s].quantity if s in held else 0.0
+                            targets[s] = 0.0 if q == 0 or not np.isfinite(p) else q * p / nav
+        targets = targets * breaker.exposure(state.mode)
+        row = pd.DataFrame([{
+            "mode": state.mode.value, "peak_nav": state.peak_nav, "last_nav": state.last_nav,
+            "halted_sessions": state.halted_sessions,
+            "since": None if state.since is None else str(state.since),
+        }])  # fmt: skip
+        self._save("breaker", session, before.drop(columns=["session", "phase"]), row)
+        return targets, state.mode.value
+
+    # ------------------------------------------------------------------ storage
+
+    def _read(self, name: str, columns: list[str]) -> pd.DataFrame:
+        path = self.folder / f"{name}.parquet"
+        return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=columns)
+
+    def _save(self, name: str, session: dt.date, before: pd.DataFrame, after: pd.DataFrame) -> None:
+        marked = [before.assign(phase="before"), after.assign(phase="after")]
+        parts = [p for p in marked if len(p)] or marked[1:]
+        frame = pd.concat(parts, ignore_index=True).assign(session=session.isoformat())
+        write_frame(frame, self.folder / f"{name}.parquet")
+
+
+def _before(saved: pd.DataFrame, session: dt.date) -> pd.DataFrame:
+    """The state to step ``session`` from: the saved "before" of the same session (a re-run),
+    else the saved "after" of an earlier one; refuses a saved session after ``session``."""
+    if saved.empty:
+        return saved
+    day = session.isoformat()
+    stored = str(saved["session"].iloc[0])
+    if stored > day:
+        raise RiskStateAhead(
+            f"risk state is already at session {stored}; {day} is earlier and cannot step it"
+        )
+    phase = "before" if stored == day else "after"
+    return saved.loc[saved["phase"] == phase].reset_index(drop=True)

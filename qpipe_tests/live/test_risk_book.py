@@ -1,0 +1,93 @@
+"""The strategy's risk rules against live state, hand-computed, with the state kept between
+sessions and re-runs of a session deciding the same way."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from qpipe.live.broker import Position
+from qpipe.live.risk_book import RiskBook, RiskStateAhead
+from qpipe.strategies.risk import CircuitBreaker, StopLoss
+
+D1, D2, D3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)
+
+
+def held(**positions: tuple[float, float]) -> dict[str, Position]:
+    return {s: Position(s, q, c) for s, (q, c) in positions.items()}
+
+
+def test_fixed_stop_enters_at_average_cost_and_exits(tmp_path):
+    book = RiskBook(tmp_path, "s", StopLoss(0.15), None)
+    targets = pd.Series({"A": np.nan, "B": 0.3})
+    # A bought at 100: 85.01 is above 100 x 0.85 = 85, no exit
+    out = book.apply(D1, targets, held(A=(10, 100.0)), pd.Series({"A": 85.01, "B": 50.0}), 1e4)
+    assert out.events.empty and np.isnan(out.targets["A"])
+    # next session 85.00 reaches the stop: A's target becomes 0, the reason states the numbers
+    out = book.apply(D2, targets, held(A=(10, 100.0)), pd.Series({"A": 85.0, "B": 50.0}), 1e4)
+    assert out.targets["A"] == 0.0 and out.targets["B"] == 0.3
+    assert out.events.to_dict("records") == [
+        {"symbol": "A", "rule": "stop_loss", "reason": "stop loss: close 85.00 <= 85.00 = entry "
+         "100.00 x (1 - 0.15)"}
+    ]  # fmt: skip
+
+
+def test_trailing_stop_keeps_its_peak_and_a_rerun_does_not_step_twice(tmp_path):
+    book = RiskBook(tmp_path, "s", StopLoss(0.10, trailing=True), None)
+    pos = held(A=(5, 100.0))
+    book.apply(D1, pd.Series(dtype=float), pos, pd.Series({"A": 120.0}), 1e4)  # peak 120
+    first = book.apply(D2, pd.Series(dtype=float), pos, pd.Series({"A": 108.5}), 1e4)
+    assert first.events.empty  # 108.5 > 120 x 0.9 = 108
+    again = book.apply(D2, pd.Series(dtype=float), pos, pd.Series({"A": 108.5}), 1e4)
+    assert again.events.empty
+    hit = book.apply(D3, pd.Series(dtype=float), pos, pd.Series({"A": 108.0}), 1e4)
+    assert hit.targets["A"] == 0.0
+    assert "peak 120.00" in hit.events["reason"].iloc[0]
+    # a re-run of D3 decides the same from D3's "before" state
+    assert (
+        book.apply(D3, pd.Series(dtype=float), pos, pd.Series({"A": 108.0}), 1e4).targets["A"]
+        == 0.0
+    )
+
+
+def test_stop_forgets_a_closed_position(tmp_path):
+    book = RiskBook(tmp_path, "s", StopLoss(0.10), None)
+    book.apply(D1, pd.Series(dtype=float), held(A=(5, 100.0)), pd.Series({"A": 100.0}), 1e4)
+    book.apply(D2, pd.Series(dtype=float), {}, pd.Series({"A": 50.0}), 1e4)  # sold
+    out = book.apply(D3, pd.Series(dtype=float), held(A=(5, 50.0)), pd.Series({"A": 50.0}), 1e4)
+    assert out.events.empty  # re-entered at 50, not measured against the old 100
+
+
+def test_breaker_halts_on_a_daily_loss_and_flattens_at_once(tmp_path):
+    breaker = CircuitBreaker(reduce_drawdown=0.10, halt_drawdown=0.20, max_daily_loss=0.07)
+    book = RiskBook(tmp_path, "s", None, breaker)
+    pos = held(A=(10, 100.0), B=(10, 50.0))
+    prices = pd.Series({"A": 100.0, "B": 50.0})
+    first = book.apply(D1, pd.Series({"A": np.nan, "B": np.nan}), pos, prices, 10_000.0)
+    assert first.mode == "active" and first.events.empty
+    # 9,300 is a 7% daily loss: halted; no-decision targets become held weights, then x 0
+    out = book.apply(D2, pd.Series({"A": np.nan, "B": 0.2, "C": 0.1}), pos, prices, 9_300.0)
+    assert out.mode == "halted"
+    assert out.targets.to_dict() == {"A": 0.0, "B": 0.0, "C": 0.0}
+    assert out.events["reason"].tolist() == ["daily loss 7.0% >= 7.0%: halt"]
+
+
+def test_breaker_reduces_exposure_on_drawdown(tmp_path):
+    breaker = CircuitBreaker(reduce_drawdown=0.10, reduce_to=0.5, halt_drawdown=0.30,
+                             max_daily_loss=None)  # fmt: skip
+    book = RiskBook(tmp_path, "s", None, breaker)
+    book.apply(D1, pd.Series(dtype=float), {}, pd.Series(dtype=float), 10_000.0)
+    book.apply(D2, pd.Series(dtype=float), {}, pd.Series(dtype=float), 10_500.0)  # new peak
+    out = book.apply(D3, pd.Series({"A": 0.4}), {}, pd.Series({"A": 10.0}), 9_400.0)
+    assert out.mode == "reducing"  # 1 - 9,400 / 10,500 = 10.5%
+    assert out.targets["A"] == pytest.approx(0.2)
+
+
+def test_an_earlier_session_than_the_state_is_refused(tmp_path):
+    book = RiskBook(tmp_path, "s", StopLoss(0.1), CircuitBreaker())
+    book.apply(D2, pd.Series(dtype=float), {}, pd.Series(dtype=float), 1e4)
+    with pytest.raises(RiskStateAhead, match="already at session 2024-01-03"):
+        book.apply(D1, pd.Series(dtype=float), {}, pd.Series(dtype=float), 1e4)
