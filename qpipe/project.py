@@ -43,6 +43,11 @@ def build_source(settings: Settings, calendar: TradingCalendar) -> DataSource:
 
         assert settings.data.files is not None  # guaranteed by DataConfig validation
         return FilesSource(calendar, settings.data.files)
+    if kind == "ib":
+        from qpipe.data.ib_source import IBSource
+
+        assert settings.data.ib is not None  # guaranteed by DataConfig validation
+        return IBSource(calendar, settings.data.ib, settings.live)
     raise ValueError(f"unknown data source {kind!r}")
 
 

@@ -102,18 +102,43 @@ class SampleSourceConfig(StrictModel):
     """Override the packaged file (same columns as ``wiki_prices_5.csv.gz``)."""
 
 
+class IBSourceConfig(StrictModel):
+    """Daily bars from Interactive Brokers (TWS or IB Gateway at ``live.host:live.port``)."""
+
+    stocks: list[str] = Field(default_factory=list)
+    etfs: list[str] = Field(default_factory=list)
+    sectors: dict[str, str] = Field(default_factory=dict)
+    """Sector per symbol (optional)."""
+    start: dt.date
+    """First session to fetch; IB keeps years of daily bars, paced at 60 requests / 10 min."""
+    client_id: int = Field(2, ge=0)
+    """API client id of the data connection (not the trading one)."""
+
+    @model_validator(mode="after")
+    def _some_symbols(self) -> IBSourceConfig:
+        if not self.stocks and not self.etfs:
+            raise ValueError("the ib source needs symbols in 'stocks' or 'etfs'")
+        both = sorted(set(self.stocks) & set(self.etfs))
+        if both:
+            raise ValueError(f"symbols listed as both stock and etf: {', '.join(both)}")
+        return self
+
+
 class DataConfig(StrictModel):
     """Where bars come from."""
 
-    source: Literal["synthetic", "sample", "files"] = "synthetic"
+    source: Literal["synthetic", "sample", "files", "ib"] = "synthetic"
     synthetic: SyntheticSourceConfig = Field(default_factory=SyntheticSourceConfig)
     sample: SampleSourceConfig = Field(default_factory=SampleSourceConfig)
     files: FilesSourceConfig | None = None
+    ib: IBSourceConfig | None = None
 
     @model_validator(mode="after")
-    def _files_needs_section(self) -> DataConfig:
+    def _source_needs_section(self) -> DataConfig:
         if self.source == "files" and self.files is None:
             raise ValueError("source 'files' needs a 'files' section with at least 'path'")
+        if self.source == "ib" and self.ib is None:
+            raise ValueError("source 'ib' needs an 'ib' section with 'start' and the symbols")
         return self
 
 

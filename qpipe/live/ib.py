@@ -110,7 +110,7 @@ class IBBroker(Broker):
         self._stale_refs = True
         self._known: dict[str, str] = {}  # reference -> "already_open" / "already_filled"
         self._contracts: dict[str, Any] = {}
-        self._bars: dict[tuple[str, int], pd.DataFrame] = {}
+        self._bars: dict[tuple[str, str, dt.date | None], pd.DataFrame] = {}
 
     # ------------------------------------------------------------------ connection
 
@@ -264,36 +264,34 @@ class IBBroker(Broker):
         return self._contracts[symbol]
 
     def daily_bars(self, symbols: Sequence[str], sessions: int) -> pd.DataFrame:
-        """Daily TRADES bars (regular hours) of the last ``sessions`` sessions, paced, retried
-        on error 162 (``history_retries`` times, ``history_backoff`` seconds times the
-        attempt apart) and cached for the broker's life."""
-        frames = [self._history(s, sessions) for s in symbols]
+        """Daily TRADES bars (regular hours) of the last ``sessions`` sessions (see
+        :meth:`history`)."""
+        frames = [self.history(s, f"{sessions} D") for s in symbols]
         frames = [f for f in frames if len(f)]
-        if not frames:
-            return pd.DataFrame(columns=BAR_COLUMNS)
-        return pd.concat(frames, ignore_index=True)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=BAR_COLUMNS)
 
-    def _history(self, symbol: str, sessions: int) -> pd.DataFrame:
-        key = (symbol, sessions)
+    def history(self, symbol: str, duration: str, end: dt.date | None = None) -> pd.DataFrame:
+        """Daily TRADES bars (regular hours; IB adjusts them for splits, not dividends) of
+        ``symbol`` over ``duration`` (IB's form: ``"30 D"``, ``"2 Y"``) ending with ``end``
+        (None: the latest). Paced, retried on error 162 (``history_retries`` times,
+        ``history_backoff`` seconds times the attempt apart) and cached for the broker's
+        life, so an identical request is never repeated."""
+        key = (symbol, duration, end)
         if key in self._bars:
             return self._bars[key]
         contract = self._contract(symbol)
+        end_text = "" if end is None else f"{end:%Y%m%d} 23:59:59 US/Eastern"
         for attempt in range(self.history_retries + 1):
             self.pacer.wait(symbol)
             try:
                 bars = self._request(
                     lambda: self._ib.reqHistoricalDataAsync(
-                        contract,
-                        endDateTime="",
-                        durationStr=f"{sessions} D",
-                        barSizeSetting="1 day",
-                        whatToShow="TRADES",
-                        useRTH=True,
-                        formatDate=1,
+                        contract, endDateTime=end_text, durationStr=duration,
+                        barSizeSetting="1 day", whatToShow="TRADES", useRTH=True, formatDate=1,
                         timeout=0,
                     ),
                     timeout=max(self.timeout, 30.0),
-                )
+                )  # fmt: skip
                 break
             except BrokerError as exc:
                 if f"error {HISTORY_ERROR}" not in str(exc) or attempt == self.history_retries:
@@ -309,7 +307,8 @@ class IBBroker(Broker):
                 "low": [b.low for b in bars],
                 "close": [b.close for b in bars],
                 "volume": [float(b.volume) for b in bars],
-            }
+            },
+            columns=BAR_COLUMNS,
         )
         self._bars[key] = frame
         return frame

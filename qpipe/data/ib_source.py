@@ -1,0 +1,101 @@
+"""Daily bars from Interactive Brokers, so ``qpipe sync`` can fill the lake from TWS or IB
+Gateway (``data.source: ib``).
+
+Bars are IB's daily TRADES bars in regular trading hours. IB adjusts its daily history for
+splits (not dividends) and the API offers no corporate-action records, so the source
+reports no actions: a split after bars were synced shows as a jump until the symbol is
+re-synced with ``qpipe sync --refresh``. Requests go through the IB broker's connection
+(``live.host``, ``live.port``, ``data.ib.client_id``), paced at IB's limits and retried on
+error 162; a sync asks each symbol once for the whole range it needs, so the nightly
+incremental sync costs one request per symbol.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from qpipe.calendars import DateLike, TradingCalendar
+from qpipe.data.schema import ACTION_COLUMNS, BAR_COLUMNS, MarketData, empty_frame, normalize
+from qpipe.data.source import DataSource, clip_range
+from qpipe.settings import IBSourceConfig, LiveConfig
+
+if TYPE_CHECKING:
+    from qpipe.live.ib import IBBroker
+
+
+def ib_duration(start: dt.date, today: dt.date) -> str:
+    """IB's ``durationStr`` reaching back from ``today`` to ``start``: days up to a year,
+    whole years beyond (IB refuses more than 365 days)."""
+    days = (today - start).days + 1
+    if days <= 365:
+        return f"{max(days, 1)} D"
+    return f"{math.ceil(days / 365.25)} Y"
+
+
+class IBSource(DataSource):
+    """The configured symbols' daily bars from IB, from ``config.start`` onwards."""
+
+    name = "ib"
+
+    def __init__(
+        self,
+        calendar: TradingCalendar,
+        config: IBSourceConfig,
+        live: LiveConfig,
+        broker: IBBroker | None = None,
+    ) -> None:
+        super().__init__(calendar)
+        self.config = config
+        self.live = live.model_copy(update={"client_id": config.client_id})
+        self._broker = broker
+
+    def _open(self) -> IBBroker:
+        if self._broker is None:
+            from qpipe.live.ib import IBBroker
+
+            self._broker = IBBroker(self.live)
+        return self._broker
+
+    def instruments(self) -> pd.DataFrame:
+        rows = [(s, "stock") for s in self.config.stocks] + [(s, "etf") for s in self.config.etfs]
+        return pd.DataFrame(
+            {
+                "symbol": [s for s, _ in rows],
+                "kind": [k for _, k in rows],
+                "sector": [self.config.sectors.get(s) for s, _ in rows],
+                "first_date": pd.Timestamp(self.config.start),
+                "last_date": pd.NaT,
+            }
+        )
+
+    def coverage(self) -> tuple[dt.date, dt.date | None]:
+        return self.config.start, None
+
+    def fetch(
+        self, start: DateLike, end: DateLike, symbols: Sequence[str] | None = None
+    ) -> MarketData:
+        """Bars of ``symbols`` (None: every configured one) for the sessions in ``[start,
+        end]``: one paced request per symbol reaching back to ``start``."""
+        lo, hi = clip_range(self, start, end)
+        lo = max(lo, self.config.start)
+        names = list(symbols) if symbols is not None else list(self.instruments()["symbol"])
+        if lo > hi or not names:
+            return MarketData.empty()
+        broker = self._open()
+        today = dt.datetime.now(dt.UTC).date()
+        duration = ib_duration(lo, min(today, max(hi, lo)))
+        broker.connect()
+        try:
+            frames = [broker.history(s, duration, end=hi if hi < today else None) for s in names]
+        finally:
+            broker.close()
+        bars = pd.concat([f for f in frames if len(f)] or [empty_frame(BAR_COLUMNS)])
+        dates = pd.to_datetime(bars["date"])
+        sessions = pd.DatetimeIndex(pd.to_datetime(self.calendar.sessions(lo, hi)))
+        bars = bars.loc[dates.isin(sessions).to_numpy()]
+        return MarketData(normalize(bars, BAR_COLUMNS), empty_frame(ACTION_COLUMNS))
