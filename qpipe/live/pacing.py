@@ -51,6 +51,6 @@ class Pacer:
 
 def _delay(stamps: deque[float], limit: int, window: float, now: float) -> float:
     """Seconds until one more request fits: drops stamps older than ``window``."""
-    while stamps and stamps[0] <= now - window:
+    while stamps and stamps[0] + window <= now:  # the same sum as the delay below
         stamps.popleft()
     return stamps[0] + window - now if len(stamps) >= limit else 0.0
