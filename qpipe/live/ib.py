@@ -201,9 +201,11 @@ class IBBroker(Broker):
         if self._ib is None:
             self.connect()
             return
+        # let the loop take in what arrived since the last call (a closed socket, notices)
+        self._loop.run_until_complete(asyncio.sleep(0.005))  # type: ignore[union-attr]
         if self._ib.isConnected() and time.monotonic() - self._last_answer > self.heartbeat:
             try:
-                self._call(self._ib.reqCurrentTimeAsync(), timeout=min(self.timeout, 5.0))
+                self._call(self._ib.reqCurrentTimeAsync, timeout=min(self.timeout, 5.0))
             except BrokerError:
                 self._ib.disconnect()
         if self._ib.isConnected():
@@ -219,22 +221,25 @@ class IBBroker(Broker):
                 return
             except BrokerError as exc:
                 last = exc
+        if last is None:
+            raise BrokerError(f"the connection to {self.where} is gone (reconnecting is off)")
         raise BrokerError(
             f"the connection to {self.where} is gone and "
             f"{self.reconnect_attempts} reconnects failed: {last}"
         )
 
-    def _call(self, awaitable: Awaitable[T], timeout: float | None = None) -> T:
-        """Run one request on the broker's loop; errors become :class:`BrokerError`."""
+    def _call(self, make: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+        """Run one request, made inside the broker's running loop (``ib_async`` ties its
+        futures to the running loop); errors become :class:`BrokerError`."""
+        limit = timeout or self.timeout
 
         async def bounded() -> T:
-            return await asyncio.wait_for(awaitable, timeout or self.timeout)
+            return await asyncio.wait_for(make(), limit)
 
         try:
             result = self._loop.run_until_complete(bounded())  # type: ignore[union-attr]
         except TimeoutError as exc:
-            waited = timeout or self.timeout
-            raise BrokerError(f"no answer from {self.where} within {waited} s") from exc
+            raise BrokerError(f"no answer from {self.where} within {limit} s") from exc
         except ConnectionError as exc:
             raise BrokerError(f"connection to {self.where} failed: {exc}") from exc
         except Exception as exc:
@@ -246,8 +251,16 @@ class IBBroker(Broker):
         return result
 
     def _request(self, make: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
+        """A read request on a live connection, asked again once after a reconnect when the
+        connection dropped under it."""
         self._ensure()
-        return self._call(make(), timeout)
+        try:
+            return self._call(make, timeout)
+        except BrokerError:
+            if self._ib.isConnected() or not self.reconnect_attempts:
+                raise
+        self._ensure()
+        return self._call(make, timeout)
 
     # ------------------------------------------------------------------ contracts and data
 
@@ -320,7 +333,11 @@ class IBBroker(Broker):
         if not contracts:
             return pd.Series(dtype=np.float64)
         self._ensure()
-        self._ib.reqMarketDataType(self.config.market_data_type)
+        self._run_sync(lambda: self._ib.reqMarketDataType(self.config.market_data_type))
+        for contract in contracts:  # ib_async keeps one ticker per contract: forget old ticks
+            old = self._ib.ticker(contract)
+            if old is not None:
+                old.last = old.close = float("nan")
         tickers = self._request(lambda: self._ib.reqTickersAsync(*contracts))
         prices = [_first_price(t.last, t.close) for t in tickers]
         return pd.Series(prices, index=list(symbols), dtype=np.float64)
@@ -373,10 +390,12 @@ class IBBroker(Broker):
         ib_async = load_ib_async()
         flt = ib_async.ExecutionFilter(acctCode=self.account_id, time=f"{day:%Y%m%d}-00:00:00")
         fills = self._request(lambda: self._ib.reqExecutionsAsync(flt))
+        # commission reports attach to the session's first copy of each execution
+        known = {f.execution.execId: f for f in self._ib.fills()}
         out = []
         for f in fills:
             e = f.execution
-            report = f.commissionReport
+            report = known.get(e.execId, f).commissionReport
             fee = report.commission if report and math.isfinite(report.commission) else 0.0
             if fee > 1e300:  # IB's "unset" double
                 fee = 0.0
@@ -440,7 +459,7 @@ class IBBroker(Broker):
             raise AlreadyPlaced(order.reference, self._known[order.reference])
         self._known[order.reference] = "already_open"
         try:
-            trade = self._ib.placeOrder(contract, self._ib_order(order))
+            trade = self._run_sync(lambda: self._ib.placeOrder(contract, self._ib_order(order)))
         except ConnectionError as exc:
             self._stale_refs = True  # it may or may not have arrived
             del self._known[order.reference]
@@ -454,6 +473,14 @@ class IBBroker(Broker):
         elif status.state in ("cancelled", "rejected"):
             del self._known[order.reference]
         return status
+
+    def _run_sync(self, call: Callable[[], T]) -> T:
+        """A synchronous ``ib_async`` call made inside the broker's running loop."""
+
+        async def inside() -> T:
+            return call()
+
+        return self._loop.run_until_complete(inside())  # type: ignore[union-attr]
 
     def _wait(self, done: Callable[[], bool]) -> None:
         async def poll() -> None:
@@ -472,7 +499,7 @@ class IBBroker(Broker):
         if not mine:
             raise BrokerError(f"no open order with reference {reference}")
         for trade in mine:
-            self._ib.cancelOrder(trade.order)
+            self._run_sync(lambda t=trade: self._ib.cancelOrder(t.order))
             self._wait(lambda t=trade: t.orderStatus.status in _DONE_STATES)
             if trade.orderStatus.status not in _DONE_STATES:
                 raise BrokerError(

@@ -205,10 +205,14 @@ class LiveTrader:
         a later run records the rest)."""
         seen = self.journal.read("fills")
         seen_ids = set(seen["exec_id"]) if len(seen) else set()
+        try:
+            executions = self.broker.executions(session)
+        except BrokerError as exc:  # the orders went out; their fills wait for the next run
+            self._event(stamp, "fills_unavailable", str(exc))
+            return
         fills = [
-            e for e in self.broker.executions(session)
-            if e.reference in references and e.exec_id not in seen_ids
-        ]  # fmt: skip
+            e for e in executions if e.reference in references and e.exec_id not in seen_ids
+        ]
         frame = pd.DataFrame([vars(e) for e in fills] if fills else [])
         self.journal.record("fills", frame, **stamp)  # each fill once
 

@@ -59,7 +59,7 @@ def test_refusals(lake):
     with pytest.raises(BrokerError, match="C: no price in the lake"):
         b.submit(Order("C", "buy", 1, "MOC", "r4"))
     b.submit(Order("A", "buy", 1, "MOC", "r5"))
-    with pytest.raises(BrokerError, match="r5 was already used"):
+    with pytest.raises(BrokerError, match="r5 is already at the broker"):
         b.submit(Order("A", "buy", 1, "MOC", "r5"))
     preview = b.what_if(Order("B", "buy", 100, "MOC", "r6"))
     assert preview.commission == pytest.approx(100 * 25 * 1.005 * 1e-3)
