@@ -632,7 +632,10 @@ def live_rebalance(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     columns = ["symbol", "side", "quantity", "price", "notional", "reference"]
-    trader.connect(plan.session, mode)
+    try:
+        trader.connect(plan.session, mode)
+    except QpipeError as exc:
+        raise click.ClickException(f"refused: {exc}") from None
     with trader.broker:
         for name in _chosen_strategies(project, strategy):
             try:
@@ -698,7 +701,8 @@ def live_check(
     ok = True
     for good, text in run_check(broker, symbol, place_test_order):
         ok &= good
-        console.print(f"[{'green' if good else 'red'}]{'ok ' if good else 'FAIL'}[/] {text}")
+        mark = f"[{'green' if good else 'red'}]{'ok ' if good else 'FAIL'}[/]"
+        console.print(f"{mark} {text}", soft_wrap=True, highlight=False)
     if not ok:
         raise SystemExit(1)
 

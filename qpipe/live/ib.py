@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from qpipe.errors import QpipeError
 from qpipe.live.broker import (
     Account,
     AlreadyPlaced,
@@ -130,8 +131,12 @@ class IBBroker(Broker):
         self._ib.RaiseRequestErrors = True
         self._ib.errorEvent += self._on_error
         self._open()
-        self.account_id = self._pick_account(self._ib.managedAccounts())
-        check_account(self.config, self.account_id)
+        try:
+            self.account_id = self._pick_account(self._ib.managedAccounts())
+            check_account(self.config, self.account_id)
+        except QpipeError:
+            self.close()
+            raise
 
     def _open(self) -> None:
         before = len(self.notices)

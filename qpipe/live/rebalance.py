@@ -13,7 +13,7 @@ import pandas as pd
 
 from qpipe.backtest.runner import engine_config
 from qpipe.live.bridge import LiveDataBridge
-from qpipe.live.broker import Broker
+from qpipe.live.broker import Broker, BrokerError
 from qpipe.live.journal import Journal
 from qpipe.live.paper import PaperBroker
 from qpipe.live.risk_book import RiskBook, RiskStateAhead
@@ -85,7 +85,12 @@ def rebalance(
     bridge = LiveDataBridge(project, name)
     strategy = project.strategies[name]
     universe = strategy.universe.select(project.instruments)
-    targets = bridge.targets(plan.session, trader.broker.snapshot(universe))
+    try:
+        snapshot = trader.broker.snapshot(universe)
+    except BrokerError as exc:  # e.g. a symbol the broker does not know
+        trader.note(plan.session, name, mode, "refused", str(exc))
+        raise RebalanceRefused(str(exc)) from exc
+    targets = bridge.targets(plan.session, snapshot)
     if strategy.stop_loss is not None or strategy.circuit_breaker is not None:
         targets = apply_risk(project, name, plan.session, targets, trader, mode)
     args = (name, plan.session, targets, plan.last_bar, plan.previous)
@@ -114,15 +119,12 @@ def apply_risk(
     nav = broker.account().net_liquidation
     if not (np.isfinite(nav) and nav > 0):
         return targets  # the trader refuses an empty or inconsistent account
-    stamp = {"session": session.isoformat(), "strategy": name, "mode": mode}
     try:
         decision = book.apply(session, targets, held, prices, nav)
     except RiskStateAhead as exc:
-        trader.journal.record("events", pd.DataFrame({"event": ["refused"], "detail": [str(exc)]}),
-                              run_id="risk", **stamp)  # fmt: skip
+        trader.note(session, name, mode, "refused", str(exc))
         raise RebalanceRefused(str(exc)) from exc
     for row in decision.events.itertuples():
         detail = f"{row.symbol}: {row.reason}" if row.symbol else row.reason
-        trader.journal.record("events", pd.DataFrame({"event": [row.rule], "detail": [detail]}),
-                              run_id="risk", **stamp)  # fmt: skip
+        trader.note(session, name, mode, row.rule, detail)
     return decision.targets

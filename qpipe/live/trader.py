@@ -210,9 +210,7 @@ class LiveTrader:
         except BrokerError as exc:  # the orders went out; their fills wait for the next run
             self._event(stamp, "fills_unavailable", str(exc))
             return
-        fills = [
-            e for e in executions if e.reference in references and e.exec_id not in seen_ids
-        ]
+        fills = [e for e in executions if e.reference in references and e.exec_id not in seen_ids]
         frame = pd.DataFrame([vars(e) for e in fills] if fills else [])
         self.journal.record("fills", frame, **stamp)  # each fill once
 
@@ -223,10 +221,15 @@ class LiveTrader:
         try:
             self.broker.connect()
         except QpipeError as exc:
-            stamp = {"run_id": uuid.uuid4().hex[:12], "session": session.isoformat(),
-                     "strategy": "*", "mode": mode}  # fmt: skip
-            self._event(stamp, "refused", str(exc))
+            self.note(session, "*", mode, "refused", str(exc))
             raise
+
+    def note(self, session: dt.date, strategy: str, mode: str, event: str, detail: str) -> None:
+        """Journal one event outside a rebalance's own steps (a refusal before it, a risk
+        rule acting on its targets)."""
+        stamp = {"run_id": uuid.uuid4().hex[:12], "session": session.isoformat(),
+                 "strategy": strategy, "mode": mode}  # fmt: skip
+        self._event(stamp, event, detail)
 
     def _event(self, stamp: dict, event: str, detail: str) -> None:
         self.journal.record("events", pd.DataFrame({"event": [event], "detail": [detail]}), **stamp)

@@ -1,6 +1,8 @@
-"""The live data bridge reproduces the signals assets: for past sessions its weights equal
-the signal table's exactly (scores to rounding), for both strategy kinds; a session not in
-the lake uses the snapshot as its bar."""
+"""The live path on a small synthetic project built with the CLI: the data bridge reproduces
+the signals assets (for past sessions its weights equal the signal table's exactly, scores to
+rounding, for both strategy kinds; a session not in the lake uses the snapshot as its bar);
+the CLI on the paper broker and, through the loopback fake gateway, on the IB broker; the
+market-close job and schedule."""
 
 from __future__ import annotations
 
@@ -9,12 +11,15 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from qpipe.cli import cli
 from qpipe.live.bridge import LiveDataBridge
+from qpipe.live.journal import Journal
 from qpipe.project import Project
 from qpipe_tests.conftest import SMALL_CONFIG, write_config
+from qpipe_tests.live.fake_tws import FakeTWS
 
 STRATEGIES = {
     "lin": {"kind": "linear", "params": {"factors": {"reversal_1m": 1.0, "vol_20": -0.5},
@@ -162,3 +167,87 @@ def test_cli_live_check(project, monkeypatch):
     bad = CliRunner().invoke(cli, ["--config", cfg, "live", "check", "--symbol", "NOPE"])
     assert bad.exit_code == 1
     assert "FAIL" in bad.output and "NOPE: no price in the lake" in bad.output
+
+
+# ---------------------------------------------------------------------- IB, end to end
+
+
+@pytest.fixture
+def gateway(project):
+    """A fake gateway that knows the project's instruments, last closes and recent bars."""
+    bars = project.lake.read("bars", "2024-05-01", "2024-05-31")
+    last = bars.groupby("symbol")["close"].last()
+    history = {
+        s: [(r.date.date(), r.open, r.high, r.low, r.close, r.volume) for r in g.itertuples()]
+        for s, g in bars.groupby("symbol")
+    }
+    listed = list(project.instruments["symbol"])
+    fake = FakeTWS(
+        contracts={s: 1000 + i for i, s in enumerate(listed)},
+        prices=last.to_dict(),
+        bars=history,
+    )
+    with fake:
+        yield fake
+    assert fake.failures == []
+
+
+def ib_config(project, gateway: FakeTWS, **live) -> str:
+    path = project.root.parent / f"ib-{gateway.port}.yaml"
+    cfg = yaml.safe_load((project.root.parent / "c.yaml").read_text())
+    cfg["live"] = {**cfg["live"], "broker": "ib", "port": gateway.port, "client_id": 21, **live}
+    write_config(path, cfg)
+    return str(path)
+
+
+def test_cli_live_check_on_ib(project, gateway, monkeypatch):
+    monkeypatch.setenv("QPIPE_DATA", str(project.root))
+    cfg = ib_config(project, gateway)
+    args = ["--config", cfg, "live", "check", "--symbol", "S0002"]
+    good = CliRunner().invoke(cli, [*args, "--place-test-order"])
+    assert good.exit_code == 0, good.output
+    for text in ("server version 157", "notice 2104", "account DU123456: net liquidation",
+                 "5 daily bars of S0002, last 2024-05-31", "what-if of 1 S0002 MOC",
+                 "placed and cancelled"):  # fmt: skip
+        assert text in good.output, good.output
+    (test_order,) = gateway.placed
+    assert test_order["orderType"] == "LMT" and test_order["orderRef"].startswith("qp:check:")
+    assert not any(o.is_open for o in gateway.orders.values())
+    gateway.client_ids_in_use = {21}
+    taken = CliRunner().invoke(cli, args)
+    assert taken.exit_code == 1 and "client id 21 is already in use" in taken.output
+    moved = CliRunner().invoke(cli, [*args, "--client-id", "22"])  # the flag overrides
+    assert moved.exit_code == 0, moved.output
+    gone = CliRunner().invoke(cli, [*args, "--port", "1"])
+    assert gone.exit_code == 1
+    assert "cannot connect to TWS / IB Gateway at 127.0.0.1:1" in gone.output
+
+
+def test_cli_live_rebalance_execute_on_ib(project, gateway, monkeypatch):
+    monkeypatch.setenv("QPIPE_DATA", str(project.root))
+    args = ["live", "rebalance", "--strategy", "lin", "--session", "2024-05-31", "--execute"]
+    kill = project.lake.root / "live" / "KILL"
+    kill.parent.mkdir(parents=True, exist_ok=True)
+    kill.touch()
+    try:
+        killed = CliRunner().invoke(cli, ["--config", ib_config(project, gateway), *args])
+    finally:
+        kill.unlink()
+    assert killed.exit_code == 0 and "(5 killed)" in killed.output, killed.output
+    assert gateway.placed == []
+    sent = CliRunner().invoke(cli, ["--config", ib_config(project, gateway), *args])
+    assert sent.exit_code == 0, sent.output
+    assert "sent 5 orders to the ib broker" in sent.output
+    refs = [p["orderRef"] for p in gateway.placed]
+    assert len(set(refs)) == 5 and all(r.startswith("qp:lin:20240531:") for r in refs)
+    assert {p["orderType"] for p in gateway.placed} == {"MOC"}
+    again = CliRunner().invoke(cli, ["--config", ib_config(project, gateway), *args])
+    assert again.exit_code == 0 and "sent 0 orders" in again.output, again.output
+    assert len(gateway.placed) == 5  # the re-run found every reference and sent nothing
+    refused = CliRunner().invoke(
+        cli, ["--config", ib_config(project, gateway, accounts=["U999"]), *args]
+    )
+    assert refused.exit_code != 0 and "not in the live.accounts allow-list" in refused.output
+    events = Journal(project.lake.root).read("events")
+    assert events["detail"].str.contains("DU123456 is not in the live.accounts").any()
+    assert len(gateway.placed) == 5
