@@ -140,8 +140,13 @@ class IBBroker(Broker):
 
     def _open(self) -> None:
         before = len(self.notices)
-        try:
-            self._loop.run_until_complete(  # type: ignore[union-attr]
+
+        def refused() -> bool:
+            return any(code == CLIENT_ID_IN_USE for _, code, _ in self.notices[before:])
+
+        async def connect() -> None:
+            # ib_async waits out its whole timeout after error 326: stop as soon as it comes
+            task = asyncio.ensure_future(
                 self._ib.connectAsync(
                     self.config.host,
                     self.config.port,
@@ -149,9 +154,18 @@ class IBBroker(Broker):
                     timeout=self.timeout,
                 )
             )
-        except (TimeoutError, OSError, ConnectionError) as exc:
-            codes = {code for _, code, _ in self.notices[before:]}
-            if CLIENT_ID_IN_USE in codes:
+            while not task.done() and not refused():
+                await asyncio.wait({task}, timeout=0.02)
+            if not task.done():
+                task.cancel()
+                self._ib.disconnect()
+                raise ConnectionError("client id in use")
+            task.result()
+
+        try:
+            self._loop.run_until_complete(connect())  # type: ignore[union-attr]
+        except (TimeoutError, OSError, ConnectionError, asyncio.CancelledError) as exc:
+            if refused():
                 raise BrokerError(
                     f"client id {self.config.client_id} is already in use at "
                     f"{self.config.host}:{self.config.port}: set live.client_id (or "
