@@ -25,6 +25,13 @@ STRATEGIES = {
     "lin": {"kind": "linear", "params": {"factors": {"reversal_1m": 1.0, "vol_20": -0.5},
                                          "universe": {"kinds": ["stock"]}, "top_k": 5,
                                          "hold_band": 2, "rebalance": "weekly"}},
+    "guard": {"kind": "linear", "params": {
+        "factors": {"reversal_1m": 1.0, "vol_20": -0.5}, "universe": {"kinds": ["stock"]},
+        "top_k": 5, "rebalance": "weekly",
+        # a breaker that halts on any loss: the paper broker's costs are one
+        "circuit_breaker": {"reduce_drawdown": 0.5, "halt_drawdown": 0.6,
+                            "max_daily_loss": 0.0001, "recover_drawdown": 0.1},
+        "stop_loss": {"stop": 0.5}}},
     "rot": {"kind": "rotation", "params": {"symbols": ["EMKT", "ETECH"],
                                            "lookback": 20, "top_k": 1}},
 }  # fmt: skip
@@ -150,7 +157,7 @@ def test_market_close_job_and_schedule(project):
             instance=instance, run_config=request.run_config
         )
         assert result.success
-        assert result.output_for_node("rebalance_strategies") == {"lin": 0, "rot": 0}
+        assert result.output_for_node("rebalance_strategies") == {"lin": 0, "guard": 0, "rot": 0}
     assert len(project.lake.read("bars")) > 0
     from qpipe.live.journal import Journal
 
@@ -251,3 +258,33 @@ def test_cli_live_rebalance_execute_on_ib(project, gateway, monkeypatch):
     events = Journal(project.lake.root).read("events")
     assert events["detail"].str.contains("DU123456 is not in the live.accounts").any()
     assert len(gateway.placed) == 5
+
+
+def test_risk_rules_run_against_the_live_account(project, tmp_path, monkeypatch):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(project.root, data)
+    shutil.rmtree(data / "lake" / "live", ignore_errors=True)  # its own account and state
+    monkeypatch.setenv("QPIPE_DATA", str(data))
+    cfg = str(project.root.parent / "c.yaml")
+    base = ["--config", cfg, "live", "rebalance", "--strategy", "guard", "--paper"]
+    table = project.lake.read("signals_guard")
+    decided = sorted(table.loc[table["target_weight"].notna(), "date"].unique())
+    day = pd.Timestamp(decided[-2]).date()  # a rebalance with sessions after it
+    after = project.calendar.next_session(day)
+    first = CliRunner().invoke(cli, [*base, "--session", str(day)])
+    assert first.exit_code == 0 and "sent 5 orders" in first.output, first.output
+    # the next session's NAV is lower by the buys' costs: the breaker halts and sells all
+    second = CliRunner().invoke(cli, [*base, "--session", str(after)])
+    assert second.exit_code == 0 and "sent 5 orders" in second.output, second.output
+    from qpipe.live.paper import PaperBroker
+
+    assert PaperBroker(Project.load(cfg, data).lake).positions() == {}
+    events = Journal(data / "lake").read("events")
+    halts = events.loc[events["event"] == "circuit_breaker", "detail"]
+    assert len(halts) == 1 and halts.iloc[0].startswith("daily loss")
+    state = pd.read_parquet(data / "lake" / "live" / "risk" / "guard" / "breaker.parquet")
+    assert state.set_index("phase").loc["after", "mode"] == "halted"
+    earlier = CliRunner().invoke(cli, [*base, "--session", "2024-05-01"])
+    assert earlier.exit_code != 0 and f"already at session {after}" in earlier.output
