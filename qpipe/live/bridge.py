@@ -2,7 +2,9 @@
 strategy code as the ``signals_<strategy>`` assets.
 
 For a session, the bridge reads from the lake the strategy's look-back of bars before it (and
-every corporate action up to it, as the assets do), appends the session's bar (from the lake
+every corporate action up to it, as the assets do), takes the sessions missing after the
+lake's last bar from the broker when it has one (a missed nightly sync; no corporate actions
+come with them), appends the session's bar (from the lake
 when it is there, else today's snapshot as open = high = low = close), computes the
 strategy's factors for that one session in memory, takes the last rebalance before it from
 the strategy's signal table, and runs the strategy. For a past session this reproduces the
@@ -19,6 +21,7 @@ import pandas as pd
 from qpipe.data.schema import MarketData
 from qpipe.factors.factory import library_for, to_long
 from qpipe.factors.panel import compute
+from qpipe.live.broker import Broker
 from qpipe.project import Project
 from qpipe.strategies.signals import compute_signals, lake_previous_weights
 
@@ -26,12 +29,15 @@ from qpipe.strategies.signals import compute_signals, lake_previous_weights
 class LiveDataBridge:
     """Today's signals of strategy ``name`` of ``project``."""
 
-    def __init__(self, project: Project, name: str) -> None:
+    def __init__(self, project: Project, name: str, broker: Broker | None = None) -> None:
         if name not in project.strategies:
             raise KeyError(f"no strategy {name!r}; configured: {', '.join(project.strategies)}")
         self.project = project
         self.name = name
         self.strategy = project.strategies[name]
+        self.broker = broker
+        self.filled: list[dt.date] = []
+        """Sessions of the last :meth:`market` whose bars came from the broker."""
 
     def market(self, session: dt.date, snapshot: pd.Series | None = None) -> MarketData:
         """The bars the strategy reads for ``session``: its look-back from the lake and the
@@ -41,6 +47,7 @@ class LiveDataBridge:
         before = before[before < pd.Timestamp(session)]
         first = before[-self.strategy.lookback] if len(before) >= self.strategy.lookback else None
         bars = lake.read("bars", first, session)
+        bars = self._fill_gaps(bars, before[-self.strategy.lookback :], session)
         if not (bars["date"] == pd.Timestamp(session)).any():
             if snapshot is None:
                 raise ValueError(f"no bars of {session} in the lake and no snapshot given")
@@ -52,6 +59,24 @@ class LiveDataBridge:
                                   "volume": np.nan})  # fmt: skip
             bars = pd.concat([bars, today], ignore_index=True)
         return MarketData(bars, lake.read("corporate_actions", None, session))
+
+    def _fill_gaps(
+        self, bars: pd.DataFrame, window: pd.DatetimeIndex, session: dt.date
+    ) -> pd.DataFrame:
+        """``bars`` with the window's sessions after the lake's last bar taken from the
+        broker (a missed nightly sync), for the symbols of the lake's last bar."""
+        self.filled = []
+        last = bars["date"].max() if len(bars) else None
+        gap = window[window > last] if last is not None else window[:0]
+        if self.broker is None or not len(gap):
+            return bars
+        symbols = sorted(bars.loc[bars["date"] == last, "symbol"])
+        count = len(self.project.calendar.sessions(gap[0].date(), session))
+        extra = self.broker.daily_bars(symbols, count)
+        extra = extra.assign(date=pd.to_datetime(extra["date"]))
+        extra = extra.loc[extra["date"].isin(gap)]
+        self.filled = sorted({d.date() for d in extra["date"]})
+        return pd.concat([bars, extra[bars.columns]], ignore_index=True)
 
     def signals(self, session: dt.date, snapshot: pd.Series | None = None) -> pd.DataFrame:
         """The strategy's signal rows of ``session`` (score and target weight per symbol;

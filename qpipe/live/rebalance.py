@@ -82,7 +82,7 @@ def rebalance(
 ) -> tuple[RebalanceReport, RebalanceReport | None]:
     """Strategy ``name``'s orders for ``plan.session``: always planned (a dry run, journaled),
     then sent unless ``mode`` is ``dry_run``. Returns the plan and what was sent."""
-    bridge = LiveDataBridge(project, name)
+    bridge = LiveDataBridge(project, name, trader.broker)
     strategy = project.strategies[name]
     universe = strategy.universe.select(project.instruments)
     try:
@@ -93,7 +93,8 @@ def rebalance(
     targets = bridge.targets(plan.session, snapshot)
     if strategy.stop_loss is not None or strategy.circuit_breaker is not None:
         targets = apply_risk(project, name, plan.session, targets, trader, mode)
-    args = (name, plan.session, targets, plan.last_bar, plan.previous)
+    last_bar = max([plan.last_bar, *bridge.filled])  # gaps the broker filled count
+    args = (name, plan.session, targets, last_bar, plan.previous)
     planned = trader.rebalance(*args, "dry_run")
     if mode == "dry_run" or planned.orders.empty:
         return planned, None
