@@ -130,11 +130,14 @@ class LiveTrader:
         symbols = sorted(set(weights.index) | set(held))
         prices = self.broker.snapshot(symbols)
         shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
+        cost = pd.Series({s: p.avg_cost for s, p in held.items()}, dtype=np.float64)
         snapshot = pd.DataFrame({
             "symbol": symbols, "held": shares.reindex(symbols).fillna(0.0).to_numpy(),
+            "avg_cost": cost.reindex(symbols).to_numpy(),
             "price": prices.reindex(symbols).to_numpy(),
             "target_weight": weights.reindex(symbols).to_numpy(),
             "net_liquidation": account.net_liquidation, "cash": account.cash,
+            "broker": self.broker.name, "account_id": account.account_id,
         })  # fmt: skip
         self.journal.record("snapshot", snapshot, **stamp)
         plan = plan_orders(

@@ -176,7 +176,46 @@ def test_live_page_shows_the_paper_account_and_the_journal(tmp_path, monkeypatch
     trader.rebalance("s", day, pd.Series({"A": 0.2}), day - dt.timedelta(1),
                      day - dt.timedelta(1), mode="execute")  # fmt: skip
     at = page(app(tmp_path, monkeypatch), "Live")
-    assert [m.label for m in at.metric] == ["Net liquidation (paper)", "Cash"]
+    assert [m.label for m in at.metric] == ["Net liquidation", "Cash"]
+    assert "Paper account, now" in [c.value for c in at.caption]
     positions = at.dataframe[0].value
     assert list(positions["symbol"]) == ["A"] and positions["quantity"].item() == 166
     assert "sent" in set(at.dataframe[2].value["action"])
+    assert list(at.dataframe[3].value["symbol"]) == ["A"]  # the fill
+
+
+def test_live_page_shows_another_brokers_account_from_the_journal(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from qpipe.data.lake import Lake
+    from qpipe.live.broker import Account, Position
+    from qpipe.live.journal import Journal
+    from qpipe.live.paper import PaperBroker
+    from qpipe.live.trader import LiveTrader
+
+    class Remote(PaperBroker):  # a broker the page cannot reach: only the journal tells
+        name = "ib"
+
+        def account(self) -> Account:
+            return Account("DU1", 50_000.0, 30_000.0)
+
+        def positions(self) -> dict[str, Position]:
+            return {"B": Position("B", 800.0, 20.0)}
+
+    lake = Lake(tmp_path / "lake")
+    days = pd.to_datetime(["2024-01-02", "2024-01-03"])
+    bars = pd.DataFrame({"date": days.repeat(2), "symbol": ["A", "B"] * 2, "open": 10.0,
+                         "high": 11.0, "low": 9.0, "close": [10.0, 20.0, 12.0, 25.0],
+                         "volume": 1e6})  # fmt: skip
+    lake.write("bars", bars, list(days.date))
+    day = dt.date(2024, 1, 4)
+    LiveTrader(Remote(lake), Journal(lake.root)).rebalance(
+        "s", day, pd.Series({"B": 0.2}), day - dt.timedelta(1), day - dt.timedelta(1)
+    )
+    at = page(app(tmp_path, monkeypatch), "Live")
+    assert [m.value for m in at.metric] == ["50,000", "30,000"]
+    assert "ib account DU1 at the last rebalance (s, session 2024-01-04)" in [
+        c.value for c in at.caption
+    ]
+    positions = at.dataframe[0].value
+    assert positions.loc[0, "pnl"] == 800 * (25.0 - 20.0)
