@@ -311,3 +311,24 @@ def test_a_missed_sync_is_filled_from_the_broker(project, gateway, tmp_path, mon
     # the factors read closes only: the filled bars reproduce the signal table exactly
     pd.testing.assert_series_equal(planned.dropna().sort_index(), want.dropna().sort_index(),
                                    check_names=False)  # fmt: skip
+
+
+def test_market_close_job_executes_on_ib(project, gateway, tmp_path, monkeypatch):
+    import shutil
+
+    from dagster import DagsterInstance
+
+    from qpipe.defs.build import build_definitions
+
+    data = tmp_path / "data"
+    shutil.copytree(project.root, data)
+    shutil.rmtree(data / "lake" / "live", ignore_errors=True)
+    cfg = ib_config(project, gateway)
+    defs = build_definitions(Project.load(cfg, data), cfg)
+    config = {"mode": "execute", "strategies": ["lin"], "session": "2024-05-31"}
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("market_close_rebalance").execute_in_process(
+            instance=instance, run_config={"ops": {"rebalance_strategies": {"config": config}}}
+        )
+    assert result.success and result.output_for_node("rebalance_strategies") == {"lin": 5}
+    assert len({p["orderRef"] for p in gateway.placed}) == 5
