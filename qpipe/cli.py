@@ -720,11 +720,19 @@ def live_cancel_all(
         broker = broker_for(_project(ctx), host=host, port=port, client_id=client_id)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    from qpipe.live.broker import BrokerError
+
+    failed = []
     with broker:
         orders = broker.open_orders()
         for status in orders:
-            broker.cancel(status.order.reference)
-    click.echo(f"cancelled {len(orders)} open orders")
+            try:
+                broker.cancel(status.order.reference)
+            except BrokerError as exc:  # e.g. another client id's order
+                failed.append(f"  {status.order.reference}: {exc}")
+    click.echo(f"cancelled {len(orders) - len(failed)} open orders")
+    if failed:
+        raise click.ClickException("not cancelled:\n" + "\n".join(failed))
 
 
 @cli.command("config")

@@ -283,3 +283,13 @@ def test_stale_data_kill_switch_and_bad_input_send_nothing(tws, tmp_path, monkey
     refusals = Journal(tmp_path).read("events")["detail"].tolist()
     assert any("stale data" in r for r in refusals)
     assert any("ZZZ" in r for r in refusals) and any("no usable price" in r for r in refusals)
+
+
+def test_a_quiet_connection_is_checked_with_a_heartbeat(tws):
+    with broker(tws, heartbeat=0.0) as b:
+        b.account()
+    assert any(msg == 49 for _, msg, _ in tws.requests)  # reqCurrentTime
+    with broker(tws, heartbeat=3600.0) as b:
+        before = sum(1 for _, msg, _ in tws.requests if msg == 49)
+        b.account()
+    assert sum(1 for _, msg, _ in tws.requests if msg == 49) == before

@@ -332,3 +332,18 @@ def test_market_close_job_executes_on_ib(project, gateway, tmp_path, monkeypatch
         )
     assert result.success and result.output_for_node("rebalance_strategies") == {"lin": 5}
     assert len({p["orderRef"] for p in gateway.placed}) == 5
+
+
+def test_cli_cancel_all_on_ib(project, gateway, monkeypatch):
+    from qpipe.live.broker import Order
+    from qpipe.live.ib import IBBroker
+    from qpipe.settings import LiveConfig
+
+    monkeypatch.setenv("QPIPE_DATA", str(project.root))
+    cfg = ib_config(project, gateway)
+    with IBBroker(LiveConfig(broker="ib", port=gateway.port, client_id=21)) as b:
+        for i in (1, 2):
+            b.submit(Order("S0002", "buy", 1, "LMT", f"qp:t:{i}", 0.5))
+    out = CliRunner().invoke(cli, ["--config", cfg, "live", "cancel-all"])
+    assert out.exit_code == 0 and "cancelled 2 open orders" in out.output, out.output
+    assert not any(o.is_open for o in gateway.orders.values())
