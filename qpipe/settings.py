@@ -280,7 +280,9 @@ class LiveConfig(StrictModel):
     accounts: list[str] = Field(default_factory=list)
     max_order_notional: float = Field(100_000.0, gt=0)
     max_weight: float = Field(0.2, gt=0, le=1)
-    minutes_before_close: int = Field(10, ge=1, le=120)
+    minutes_before_close: int = Field(20, ge=15, le=120)
+    """When the rebalance runs; at least 15: IB wants market-on-close orders in 15 minutes
+    before the close (NYSE takes them until 10 minutes before, no cancel after)."""
 
 
 class Settings(StrictModel):

@@ -142,7 +142,7 @@ def test_market_close_job_and_schedule(project):
     defs = build_definitions(project, str(project.root.parent / "c.yaml"))
     schedule = defs.resolve_schedule_def("market_close")
     with DagsterInstance.ephemeral() as instance:
-        tick = dt.datetime(2024, 5, 31, 19, 50, tzinfo=dt.UTC)  # 16:00 EDT - 10 min
+        tick = dt.datetime(2024, 5, 31, 19, 40, tzinfo=dt.UTC)  # 16:00 EDT - 20 min
         request = schedule.evaluate_tick(
             build_schedule_context(
                 instance=instance,
