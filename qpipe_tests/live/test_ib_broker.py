@@ -293,3 +293,11 @@ def test_a_quiet_connection_is_checked_with_a_heartbeat(tws):
         before = sum(1 for _, msg, _ in tws.requests if msg == 49)
         b.account()
     assert sum(1 for _, msg, _ in tws.requests if msg == 49) == before
+
+
+def test_without_ib_async_the_message_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ib_async", None)  # an import of it now fails
+    with pytest.raises(BrokerError, match=re.escape("pip install 'qpipe[live]'")):
+        IBBroker(LiveConfig(broker="ib")).connect()
