@@ -150,6 +150,11 @@ class Broker(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def describe(self) -> list[str]:
+        """Lines about the connection for a person (where, versions, notices); none by
+        default."""
+        return []
+
     @abstractmethod
     def connect(self) -> None:
         """Open the connection (a no-op where there is none)."""

@@ -26,18 +26,10 @@ def run_check(
         yield False, f"connection: {exc}"
         return
     try:
-        version = getattr(broker, "server_version", 0)
-        where = getattr(broker, "where", "")
-        yield (
-            True,
-            (
-                f"connected to the {broker.name} broker"
-                + (f" at {where}" if where else "")
-                + (f", server version {version}" if version else "")
-            ),
-        )
-        for _, code, message in getattr(broker, "notices", []):
-            yield True, f"notice {code}: {message}"
+        about = broker.describe()
+        yield True, f"connected to the {broker.name} broker" + (f" {about[0]}" if about else "")
+        for line in about[1:]:
+            yield True, line
         yield from _steps(broker, symbol, place_test_order)
     finally:
         broker.close()

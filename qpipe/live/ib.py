@@ -119,6 +119,12 @@ class IBBroker(Broker):
     def where(self) -> str:
         return f"{self.config.host}:{self.config.port} (client id {self.config.client_id})"
 
+    def describe(self) -> list[str]:
+        """Where, the server version, the account and every notice the gateway sent."""
+        lines = [f"at {self.where}, server version {self.server_version}, "
+                 f"account {self.account_id}"]  # fmt: skip
+        return lines + [f"notice {code}: {message}" for _, code, message in self.notices]
+
     def connect(self) -> None:
         """Connect, pick the trading account and check it against the allow-list."""
         if self._ib is not None and self._ib.isConnected():
