@@ -91,7 +91,7 @@ class RiskBook:
         prices: pd.Series,
         events: list[tuple[str, str, str]],
     ) -> pd.Series:
-        before = _before(self._read("stops", _STOP_COLUMNS), session)
+        before = _before(self._read("stops", _STOP_COLUMNS), session, self.folder)
         known = before.set_index("symbol") if len(before) else None
         symbols = sorted(set(held) | (set(known.index) if known is not None else set()))
         state = StopLoss.initial(len(symbols))
@@ -125,7 +125,7 @@ class RiskBook:
         events: list[tuple[str, str, str]],
     ) -> tuple[pd.Series, str]:
         breaker: CircuitBreaker = self.circuit_breaker  # type: ignore[assignment]
-        before = _before(self._read("breaker", _BREAKER_COLUMNS), session)
+        before = _before(self._read("breaker", _BREAKER_COLUMNS), session, self.folder)
         if before.empty:
             state = breaker.initial(nav, session)
         else:
@@ -169,7 +169,7 @@ class RiskBook:
         write_frame(frame, self.folder / f"{name}.parquet")
 
 
-def _before(saved: pd.DataFrame, session: dt.date) -> pd.DataFrame:
+def _before(saved: pd.DataFrame, session: dt.date, where: Path) -> pd.DataFrame:
     """The state to step ``session`` from: the saved "before" of the same session (a re-run),
     else the saved "after" of an earlier one; refuses a saved session after ``session``."""
     if saved.empty:
@@ -178,7 +178,8 @@ def _before(saved: pd.DataFrame, session: dt.date) -> pd.DataFrame:
     stored = str(saved["session"].iloc[0])
     if stored > day:
         raise RiskStateAhead(
-            f"risk state is already at session {stored}; {day} is earlier and cannot step it"
+            f"risk state in {where} is already at session {stored}; {day} is earlier and "
+            "cannot step it (the stop loss and circuit breaker step once per session, in order)"
         )
     phase = "before" if stored == day else "after"
     return saved.loc[saved["phase"] == phase].reset_index(drop=True)
