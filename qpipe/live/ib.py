@@ -89,6 +89,7 @@ class IBBroker(Broker):
         history_backoff: float = 5.0,
         pacer: Pacer | None = None,
         order_wait: float = 5.0,
+        snapshot_ttl: float = 60.0,
     ) -> None:
         self.config = config
         self.timeout = timeout
@@ -99,6 +100,7 @@ class IBBroker(Broker):
         self.history_backoff = history_backoff
         self.pacer = pacer or Pacer()
         self.order_wait = order_wait
+        self.snapshot_ttl = snapshot_ttl
         self.account_id = ""
         self.server_version = 0
         self.notices: list[tuple[int, int, str]] = []
@@ -111,6 +113,7 @@ class IBBroker(Broker):
         self._stale_refs = True
         self._known: dict[str, str] = {}  # reference -> "already_open" / "already_filled"
         self._contracts: dict[str, Any] = {}
+        self._quotes: dict[str, tuple[float, float]] = {}  # symbol -> (monotonic time, price)
         self._bars: dict[tuple[str, str, dt.date | None], pd.DataFrame] = {}
 
     # ------------------------------------------------------------------ connection
@@ -290,16 +293,29 @@ class IBBroker(Broker):
     # ------------------------------------------------------------------ contracts and data
 
     def _contract(self, symbol: str) -> Any:
-        if symbol not in self._contracts:
-            stock = load_ib_async().Stock(symbol, "SMART", self.config.currency)
+        return self._qualified([symbol])[0]
+
+    def _qualified(self, symbols: Sequence[str]) -> list[Any]:
+        """The qualified stock contracts of ``symbols``, the new ones asked for in one batch
+        and kept for the broker's life; symbols IB does not know are one BrokerError."""
+        new = sorted({s for s in symbols if s not in self._contracts})
+        if new:
+            ib_async = load_ib_async()
+            stocks = [ib_async.Stock(s, "SMART", self.config.currency) for s in new]
+            self._ensure()
+            self._ib.RaiseRequestErrors = False  # an unknown symbol: None, not the batch failing
             try:
-                found = self._request(lambda: self._ib.qualifyContractsAsync(stock))
-            except BrokerError as exc:
-                raise BrokerError(f"IB does not know the symbol {symbol}: {exc}") from exc
-            if not found or found[0] is None:
-                raise BrokerError(f"IB does not know the symbol {symbol} (no security definition)")
-            self._contracts[symbol] = found[0]
-        return self._contracts[symbol]
+                found = self._request(lambda: self._ib.qualifyContractsAsync(*stocks))
+            finally:
+                self._ib.RaiseRequestErrors = True
+            unknown = [s for s, c in zip(new, found, strict=True) if c is None]
+            if unknown:
+                raise BrokerError(
+                    f"IB does not know the symbol {', '.join(unknown)} (no security definition "
+                    f"for a {self.config.currency} stock on SMART)"
+                )
+            self._contracts.update(zip(new, found, strict=True))
+        return [self._contracts[s] for s in symbols]
 
     def daily_bars(self, symbols: Sequence[str], sessions: int) -> pd.DataFrame:
         """Daily TRADES bars (regular hours) of the last ``sessions`` sessions (see
@@ -353,19 +369,27 @@ class IBBroker(Broker):
 
     def snapshot(self, symbols: Sequence[str]) -> pd.Series:
         """Last trade (else the previous close) per symbol from a market-data snapshot; NaN
-        where there is no usable price. A symbol IB does not know is a :class:`BrokerError`."""
-        contracts = [self._contract(s) for s in symbols]
-        if not contracts:
-            return pd.Series(dtype=np.float64)
-        self._ensure()
-        self._run_sync(lambda: self._ib.reqMarketDataType(self.config.market_data_type))
-        for contract in contracts:  # ib_async keeps one ticker per contract: forget old ticks
-            old = self._ib.ticker(contract)
-            if old is not None:
-                old.last = old.close = float("nan")
-        tickers = self._request(lambda: self._ib.reqTickersAsync(*contracts))
-        prices = [_first_price(t.last, t.close) for t in tickers]
-        return pd.Series(prices, index=list(symbols), dtype=np.float64)
+        where there is no usable price. A symbol IB does not know is a :class:`BrokerError`.
+        Prices younger than ``snapshot_ttl`` seconds are reused (``ib_async`` sends at most
+        about 50 requests a second, IB's limit: a snapshot of 200 names takes 4 s)."""
+        symbols = list(symbols)
+        now = time.monotonic()
+        stale = [
+            s for s in symbols if now - self._quotes.get(s, (-math.inf, 0.0))[0] > self.snapshot_ttl
+        ]
+        if stale:
+            contracts = self._qualified(stale)
+            self._ensure()
+            self._run_sync(lambda: self._ib.reqMarketDataType(self.config.market_data_type))
+            for contract in contracts:  # ib_async keeps one ticker per contract: forget old ticks
+                old = self._ib.ticker(contract)
+                if old is not None:
+                    old.last = old.close = float("nan")
+            tickers = self._request(lambda: self._ib.reqTickersAsync(*contracts))
+            stamp = time.monotonic()
+            for symbol, ticker in zip(stale, tickers, strict=True):
+                self._quotes[symbol] = (stamp, _first_price(ticker.last, ticker.close))
+        return pd.Series([self._quotes[s][1] for s in symbols], index=symbols, dtype=np.float64)
 
     # ------------------------------------------------------------------ account
 

@@ -85,8 +85,9 @@ def rebalance(
     bridge = LiveDataBridge(project, name, trader.broker)
     strategy = project.strategies[name]
     universe = strategy.universe.select(project.instruments)
+    in_lake = plan.session in set(project.lake.dates("bars"))  # else: today's snapshot
     try:
-        snapshot = trader.broker.snapshot(universe)
+        snapshot = None if in_lake else trader.broker.snapshot(universe)
     except BrokerError as exc:  # e.g. a symbol the broker does not know
         trader.note(plan.session, name, mode, "refused", str(exc))
         raise RebalanceRefused(str(exc)) from exc

@@ -49,7 +49,8 @@ def broker(tws: FakeTWS, **kw) -> IBBroker:
     cfg = LiveConfig(broker="ib", port=tws.port, client_id=kw.pop("client_id", 11),
                      **kw.pop("live", {}))  # fmt: skip
     fast = {"timeout": 5.0, "reconnect_delay": 0.05, "history_backoff": 0.01,
-            "order_wait": 2.0, "pacer": Pacer(per_key=100, key_window=1.0)}  # fmt: skip
+            "order_wait": 2.0, "pacer": Pacer(per_key=100, key_window=1.0),
+            "snapshot_ttl": 0.0}  # fmt: skip
     return IBBroker(cfg, **{**fast, **kw})
 
 
@@ -301,3 +302,12 @@ def test_without_ib_async_the_message_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ib_async", None)  # an import of it now fails
     with pytest.raises(BrokerError, match=re.escape("pip install 'qpipe[live]'")):
         IBBroker(LiveConfig(broker="ib")).connect()
+
+
+def test_recent_quotes_are_reused(tws):
+    with broker(tws, snapshot_ttl=60.0) as b:
+        b.snapshot(["AAA", "BBB"])
+        tws.prices["AAA"] = 99.0
+        assert b.snapshot(["AAA", "CCC"]).to_dict() == {"AAA": 50.0, "CCC": 10.0}
+    asked = sum(1 for _, msg, _ in tws.requests if msg == 1)  # reqMktData
+    assert asked == 3  # AAA, BBB, then CCC only
