@@ -7,6 +7,8 @@ market-close job and schedule."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -199,6 +201,16 @@ def gateway(project):
     assert fake.failures == []
 
 
+def fresh_copy(project, tmp_path, monkeypatch) -> Path:
+    """A copy of the project's data with no live state (its own account, journal and risk
+    state), made the data directory of the CLI."""
+    data = tmp_path / "data"
+    shutil.copytree(project.root, data)
+    shutil.rmtree(data / "lake" / "live", ignore_errors=True)
+    monkeypatch.setenv("QPIPE_DATA", str(data))
+    return data
+
+
 def ib_config(project, gateway: FakeTWS, **live) -> str:
     path = project.root.parent / f"ib-{gateway.port}.yaml"
     cfg = yaml.safe_load((project.root.parent / "c.yaml").read_text())
@@ -261,12 +273,7 @@ def test_cli_live_rebalance_execute_on_ib(project, gateway, monkeypatch):
 
 
 def test_risk_rules_run_against_the_live_account(project, tmp_path, monkeypatch):
-    import shutil
-
-    data = tmp_path / "data"
-    shutil.copytree(project.root, data)
-    shutil.rmtree(data / "lake" / "live", ignore_errors=True)  # its own account and state
-    monkeypatch.setenv("QPIPE_DATA", str(data))
+    data = fresh_copy(project, tmp_path, monkeypatch)
     cfg = str(project.root.parent / "c.yaml")
     base = ["--config", cfg, "live", "rebalance", "--strategy", "guard", "--paper"]
     table = project.lake.read("signals_guard")
@@ -291,14 +298,9 @@ def test_risk_rules_run_against_the_live_account(project, tmp_path, monkeypatch)
 
 
 def test_a_missed_sync_is_filled_from_the_broker(project, gateway, tmp_path, monkeypatch):
-    import shutil
-
-    data = tmp_path / "data"
-    shutil.copytree(project.root, data)
-    shutil.rmtree(data / "lake" / "live", ignore_errors=True)
+    data = fresh_copy(project, tmp_path, monkeypatch)
     for day in ("2024-05-30", "2024-05-31"):  # the last two nightly syncs did not run
         shutil.rmtree(data / "lake" / "bars" / f"date={day}")
-    monkeypatch.setenv("QPIPE_DATA", str(data))
     args = ["live", "rebalance", "--strategy", "lin", "--session", "2024-05-31"]
     paper = CliRunner().invoke(cli, ["--config", str(project.root.parent / "c.yaml"), *args])
     assert paper.exit_code != 0 and "stale data: the last bar is 2024-05-29" in paper.output
@@ -314,15 +316,11 @@ def test_a_missed_sync_is_filled_from_the_broker(project, gateway, tmp_path, mon
 
 
 def test_market_close_job_executes_on_ib(project, gateway, tmp_path, monkeypatch):
-    import shutil
-
     from dagster import DagsterInstance
 
     from qpipe.defs.build import build_definitions
 
-    data = tmp_path / "data"
-    shutil.copytree(project.root, data)
-    shutil.rmtree(data / "lake" / "live", ignore_errors=True)
+    data = fresh_copy(project, tmp_path, monkeypatch)
     cfg = ib_config(project, gateway)
     defs = build_definitions(Project.load(cfg, data), cfg)
     config = {"mode": "execute", "strategies": ["lin"], "session": "2024-05-31"}
