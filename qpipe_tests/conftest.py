@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from qpipe.data.lake import Lake
 from qpipe.project import Project
 
 SMALL_CONFIG = {
@@ -48,3 +50,18 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("DAGSTER_HOME", str(data / "dagster"))
     monkeypatch.delenv("QPIPE_CONFIG", raising=False)
     return data
+
+
+def two_day_lake(root: Path) -> Lake:
+    """A lake at ``root`` with two sessions (2024-01-02/03) of symbols A and B; closes 10, 20
+    then 12, 25."""
+    lake = Lake(root)
+    days = pd.to_datetime(["2024-01-02", "2024-01-03"])
+    bars = pd.DataFrame({
+        "date": days.repeat(2), "symbol": ["A", "B"] * 2,
+        "open": [10.0, 20.0, 10.0, 20.0], "high": [11.0, 21.0, 11.0, 21.0],
+        "low": [9.0, 19.0, 9.0, 19.0], "close": [10.0, 20.0, 12.0, 25.0],
+        "volume": [1e6] * 4,
+    })  # fmt: skip
+    lake.write("bars", bars, list(days.date))
+    return lake

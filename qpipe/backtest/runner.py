@@ -74,14 +74,25 @@ def run_backtest(
     with its stop loss and circuit breaker, against the configured benchmark; returns the
     result and the benchmark series."""
     bars, weights, benchmark = backtest_inputs(strategy, market, signals, settings, instruments)
-    result = BacktestEngine(engine_config(settings)).run(
+    return run_engine(strategy, bars, weights, settings, benchmark), benchmark
+
+
+def run_engine(
+    strategy: BaseStrategy,
+    bars: xr.Dataset,
+    weights: xr.DataArray,
+    settings: BacktestSettings,
+    benchmark: pd.Series | None,
+) -> BacktestResult:
+    """The engine of ``settings`` on ``bars`` and target ``weights`` with the strategy's stop
+    loss and circuit breaker."""
+    return BacktestEngine(engine_config(settings)).run(
         bars,
         weights,
         stop_loss=strategy.stop_loss,
         circuit_breaker=strategy.circuit_breaker,
         benchmark=benchmark,
     )
-    return result, benchmark
 
 
 def lake_market(lake: Lake) -> MarketData:

@@ -16,10 +16,9 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from qpipe.backtest.engine import BacktestEngine
 from qpipe.backtest.inputs import bars_dataset, weights_panel
 from qpipe.backtest.result import BacktestResult
-from qpipe.backtest.runner import benchmark_series, engine_config
+from qpipe.backtest.runner import benchmark_series, run_engine
 from qpipe.calendars import TradingCalendar
 from qpipe.data.schema import MarketData
 from qpipe.settings import Settings
@@ -92,13 +91,7 @@ def run_variant(
     weights = weights_panel(signals).reindex(symbol=bars.indexes["symbol"])
     universe = strategy.universe.select(base.instruments)
     benchmark = benchmark_series(bars, settings.backtest.benchmark, universe)
-    result = BacktestEngine(engine_config(settings.backtest)).run(
-        bars,
-        weights,
-        stop_loss=strategy.stop_loss,
-        circuit_breaker=strategy.circuit_breaker,
-        benchmark=benchmark,
-    )
+    result = run_engine(strategy, bars, weights, settings.backtest, benchmark)
     return result, benchmark
 
 

@@ -17,6 +17,7 @@ from qpipe.analytics.factor_store import save_report
 from qpipe.backtest.config import BacktestConfig
 from qpipe.backtest.engine import BacktestEngine
 from qpipe.backtest.store import save_result
+from qpipe_tests.conftest import two_day_lake
 
 APP = str(Path(qpipe.viewer.__file__).parent / "app.py")
 
@@ -159,17 +160,11 @@ def test_live_page_shows_the_paper_account_and_the_journal(tmp_path, monkeypatch
     import datetime as dt
 
     from qpipe.backtest.config import BacktestConfig
-    from qpipe.data.lake import Lake
     from qpipe.live.journal import Journal
     from qpipe.live.paper import PaperBroker
     from qpipe.live.trader import LiveTrader
 
-    lake = Lake(tmp_path / "lake")
-    days = pd.to_datetime(["2024-01-02", "2024-01-03"])
-    bars = pd.DataFrame({"date": days.repeat(2), "symbol": ["A", "B"] * 2, "open": 10.0,
-                         "high": 11.0, "low": 9.0, "close": [10.0, 20.0, 12.0, 25.0],
-                         "volume": 1e6})  # fmt: skip
-    lake.write("bars", bars, list(days.date))
+    lake = two_day_lake(tmp_path / "lake")
     broker = PaperBroker(lake, BacktestConfig(initial_cash=10_000.0))
     trader = LiveTrader(broker, Journal(lake.root))
     day = dt.date(2024, 1, 4)
@@ -187,7 +182,6 @@ def test_live_page_shows_the_paper_account_and_the_journal(tmp_path, monkeypatch
 def test_live_page_shows_another_brokers_account_from_the_journal(tmp_path, monkeypatch):
     import datetime as dt
 
-    from qpipe.data.lake import Lake
     from qpipe.live.broker import Account, Position
     from qpipe.live.journal import Journal
     from qpipe.live.paper import PaperBroker
@@ -202,12 +196,7 @@ def test_live_page_shows_another_brokers_account_from_the_journal(tmp_path, monk
         def positions(self) -> dict[str, Position]:
             return {"B": Position("B", 800.0, 20.0)}
 
-    lake = Lake(tmp_path / "lake")
-    days = pd.to_datetime(["2024-01-02", "2024-01-03"])
-    bars = pd.DataFrame({"date": days.repeat(2), "symbol": ["A", "B"] * 2, "open": 10.0,
-                         "high": 11.0, "low": 9.0, "close": [10.0, 20.0, 12.0, 25.0],
-                         "volume": 1e6})  # fmt: skip
-    lake.write("bars", bars, list(days.date))
+    lake = two_day_lake(tmp_path / "lake")
     day = dt.date(2024, 1, 4)
     LiveTrader(Remote(lake), Journal(lake.root)).rebalance(
         "s", day, pd.Series({"B": 0.2}), day - dt.timedelta(1), day - dt.timedelta(1)
