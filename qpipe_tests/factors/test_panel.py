@@ -280,13 +280,13 @@ def test_windows_count_calendar_sessions_across_a_missing_session(xnys):
     # Every 5-session window that spans the missing session is NaN; the ones after it are not.
     assert np.isnan(mean_5[GAP : GAP + 5]).all()
     assert np.isfinite(mean_5[GAP + 5, :2]).all() and np.isfinite(mean_5[GAP - 1, :2]).all()
-    # 21 calendar sessions back from GAP + 22 is GAP + 1 (22 sessions of bars would reach
-    # GAP - 1); 21 back from GAP + 21 is the missing session itself.
+    # 21 calendar sessions back from GAP + 20 is GAP - 1 (21 sessions of bars would reach
+    # GAP - 2); from GAP + 21 it is the missing session itself.
     rev = got["reversal_1m"].sel(symbol="A").values
-    assert rev[GAP + 22] == pytest.approx(
-        -(close["A"].iloc[GAP + 22] / close["A"].iloc[GAP + 1] - 1)
+    assert rev[GAP + 20] == pytest.approx(
+        -(close["A"].iloc[GAP + 20] / close["A"].iloc[GAP - 1] - 1)
     )
-    assert np.isnan(rev[GAP + 21]) and np.isfinite(rev[GAP + 20])
+    assert np.isnan(rev[GAP + 21]) and np.isfinite(rev[GAP + 22])
     # The factors table gets rows only where a bar exists: none on the missing session.
     long = to_long(got, market.bars)
     assert len(long) == len(market.bars) and not (long["date"] == sessions[GAP]).any()

@@ -321,8 +321,8 @@ def test_rotation_lookback_counts_calendar_sessions_over_a_missing_session(
     by_hand = (reindexed / reindexed.shift(20) - 1.0).stack().rename("want")
     got = frame.set_index(["date", "symbol"])["score"]
     np.testing.assert_allclose(got, by_hand.reindex(got.index), rtol=1e-12, equal_nan=True)
-    # The window ending on the March month-end holds March's 20 returns only (21 sessions of
-    # bars would reach February 28), and the one starting on the missing session is NaN.
+    # The window ending on the March month-end holds March's 20 returns only (20 sessions of
+    # bars back would reach February 28), and the one starting on the missing session is NaN.
     mar28 = frame.loc[frame["date"] == sessions[MAR28]].set_index("symbol").loc[ALL]
     np.testing.assert_allclose(mar28["score"], [(1 + RATES[3][s]) ** 20 - 1 for s in ALL])
     np.testing.assert_allclose(mar28["target_weight"], [0.0, 0.0, 0.0, 0.0, 1.0])
