@@ -55,7 +55,7 @@ def prepare(
         raise KeyError(f"no strategy {name!r}; configured: {', '.join(settings.strategies)}")
     names = tuple(factor_names)
     strategy = build_strategies(_only(settings, name), names, instruments)[name]
-    data = strategy_data(market, factors, strategy.factors, instruments)
+    data = strategy_data(market, factors, strategy.factors, instruments, calendar)
     return VariantBase(name, settings, data, bars_dataset(market), instruments, calendar, names)
 
 

@@ -18,7 +18,9 @@ _PRIVATE = {"init": False, "repr": False, "compare": False}
 
 @dataclass(frozen=True)
 class FactorInputs:
-    """Input panels over the same ``date`` x ``symbol`` grid (NaN where no bar).
+    """Input panels over the same ``date`` x ``symbol`` grid (NaN where no bar). Built with a
+    trading calendar, the dates are its sessions, so a session missing from the data is a row
+    of NaN and windows of ``d`` dates are ``d`` calendar sessions.
 
     - ``open``, ``high``, ``low``, ``close``: forward-adjusted prices.
     - ``volume``: shares, adjusted for splits (divided by the cumulative split ratio).

@@ -10,18 +10,29 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from qpipe.calendars import TradingCalendar
 from qpipe.data.schema import MarketData
 from qpipe.factors.panel import compute
 from qpipe.factors.registry import FactorLibrary
 
 
-def truncated(market: MarketData, end: pd.Timestamp, lookback: int | None = None) -> MarketData:
-    """``market`` cut at ``end`` (inclusive): bars of the last ``lookback + 1`` dates only when
-    ``lookback`` is given, every action up to ``end``."""
+def truncated(
+    market: MarketData,
+    end: pd.Timestamp,
+    lookback: int | None = None,
+    calendar: TradingCalendar | None = None,
+) -> MarketData:
+    """``market`` cut at ``end`` (inclusive), every action up to ``end``; when ``lookback``
+    is given, only the bars of the last ``lookback + 1`` sessions of ``calendar`` up to
+    ``end`` (None: of the bars' own dates), as an incremental computation reads them."""
     bars = market.bars.loc[market.bars["date"] <= end]
     if lookback is not None:
-        dates = np.unique(bars["date"].to_numpy())
-        bars = bars.loc[bars["date"] >= dates[max(0, len(dates) - 1 - lookback)]]
+        if calendar is None:
+            dates = pd.DatetimeIndex(np.unique(bars["date"].to_numpy()))
+        else:
+            dates = calendar.sessions_index(None, end)
+        if len(dates) > lookback:
+            bars = bars.loc[bars["date"] >= dates[len(dates) - 1 - lookback]]
     return MarketData(bars, market.actions.loc[market.actions["date"] <= end])
 
 
@@ -33,12 +44,14 @@ def lookahead_violations(
     full: xr.Dataset | None = None,
     sectors: Mapping[str, str] | None = None,
     rtol: float = 1e-9,
+    calendar: TradingCalendar | None = None,
 ) -> dict[str, list[str]]:
     """Factors whose value at one of ``dates`` changes when the history is cut there (to the
-    factor's own look-back), with the dates where it does. ``full`` may pass the panels
-    already computed on all of ``market``."""
+    factor's own look-back, in sessions of ``calendar``; None: the bars' own dates), with the
+    dates where it does. ``full`` may pass the panels already computed on all of ``market``
+    (with the same ``calendar``)."""
     if full is None:
-        full = compute(market, names, library=library, sectors=sectors)
+        full = compute(market, names, library=library, sectors=sectors, calendar=calendar)
     by_lookback: dict[int, list[str]] = {}
     for name in names:
         by_lookback.setdefault(library[name].lookback, []).append(name)
@@ -46,9 +59,8 @@ def lookahead_violations(
     for t in dates:
         # Factors of one look-back share the cut history (one pass over the inputs).
         for lookback, group in by_lookback.items():
-            parts = compute(
-                truncated(market, t, lookback), group, t, t, library=library, sectors=sectors
-            )
+            cut = truncated(market, t, lookback, calendar)
+            parts = compute(cut, group, t, t, library=library, sectors=sectors, calendar=calendar)
             if parts.sizes["date"] == 0:
                 continue
             for name in group:

@@ -4,6 +4,10 @@
 sessions ``[a, b]`` needs only the bars of ``[a - lookback, b]`` (plus every corporate action
 up to ``b``, which forward adjustment accumulates) and gives exactly the values of a full
 computation.
+
+Windows count calendar sessions: given the trading calendar, the panels' dates are all of its
+sessions from the first to the last bar, so a session missing from the data is an all-NaN row
+inside every window that spans it (like a halted symbol's missing day), never skipped.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from qpipe.calendars import DateLike, to_date
+from qpipe.calendars import DateLike, TradingCalendar, to_date
 from qpipe.data.schema import ACTION_COLUMNS, MarketData, empty_frame
 from qpipe.factors.inputs import FactorInputs
 from qpipe.factors.registry import Factor, FactorLibrary
@@ -71,19 +75,55 @@ def forward_multipliers(
     return price, shares
 
 
+def session_grid(
+    dates: pd.Series | pd.DatetimeIndex, calendar: TradingCalendar | None
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The date axis of panels over bars dated ``dates``, and each date's row on it.
+
+    With ``calendar``, the axis is every session of the calendar from the first to the last
+    of ``dates`` (sessions without a bar included); a date that is not a session is an error
+    naming it. Without, the axis is the distinct ``dates`` themselves (right only for data
+    with no missing session).
+    """
+    codes, values = pd.factorize(dates, sort=True)
+    if (codes < 0).any():
+        raise ValueError(f"{int((codes < 0).sum())} bars have no date")
+    seen = pd.DatetimeIndex(values, name="date")
+    if calendar is None or len(seen) == 0:
+        return seen, codes
+    first, last = seen[0].date(), seen[-1].date()
+    if first < calendar.start:
+        calendar = calendar.from_start(first)
+    sessions = pd.DatetimeIndex(calendar.sessions_index(first, last), name="date")
+    rows = sessions.get_indexer(seen)
+    if (rows < 0).any():
+        bad = seen[rows < 0]
+        shown = ", ".join(f"{d:%Y-%m-%d}" for d in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise ValueError(
+            f"bars dated {shown}{more}: not {calendar.exchange} sessions "
+            f"(the calendar's sessions run {calendar.start} to {calendar.end})"
+        )
+    return sessions, rows[codes]
+
+
 def build_inputs(
     bars: pd.DataFrame,
     actions: pd.DataFrame | None = None,
     sectors: Mapping[str, str] | None = None,
+    *,
+    calendar: TradingCalendar | None = None,
 ) -> FactorInputs:
-    """Forward-adjusted input panels on the grid of ``bars``' dates and symbols.
+    """Forward-adjusted input panels on the grid of ``bars``' sessions and symbols.
 
     ``bars`` has the contract columns (open/high/low/volume may be NaN; an optional ``vwap``
-    column is used when present). ``actions`` may reach further back than ``bars``.
+    column is used when present). ``actions`` may reach further back than ``bars``. The dates
+    are ``calendar``'s sessions from the first to the last bar (see :func:`session_grid`; a
+    session with no bar is a row of NaN, so windows count calendar sessions), or the bars' own
+    dates when ``calendar`` is None.
     """
-    date_codes, date_values = pd.factorize(bars["date"], sort=True)
+    dates, date_codes = session_grid(bars["date"], calendar)
     symbol_codes, symbol_values = pd.factorize(bars["symbol"].astype(str), sort=True)
-    dates = pd.DatetimeIndex(date_values, name="date")
     symbols = pd.Index(symbol_values, name="symbol")
     cells, shape = (date_codes, symbol_codes), (len(dates), len(symbols))
     actions = empty_frame(ACTION_COLUMNS) if actions is None else actions
@@ -151,13 +191,16 @@ def compute(
     library: FactorLibrary | None = None,
     sectors: Mapping[str, str] | None = None,
     workers: int | None = None,
+    calendar: TradingCalendar | None = None,
 ) -> xr.Dataset:
     """Factor panels for ``names`` (None: the whole library) on dates ``[start, end]``.
 
     ``bars`` is a long frame (or :class:`MarketData` with its actions); the history before
     ``start`` that it holds is used as look-back (each factor reads only its own declared
     look-back of it, rounded up to a power of two), and a look-back longer than the history
-    gives NaN. The result has one float64 variable per factor over dims ``(date, symbol)``.
+    gives NaN. The result has one float64 variable per factor over dims ``(date, symbol)``;
+    its dates are ``calendar``'s sessions from the first to the last bar (None: the bars' own
+    dates), so windows count calendar sessions and a session without bars is a NaN row.
 
     Factors run on ``workers`` threads (None: one per available core; the kernels release
     the GIL), so factor functions must not modify their inputs; results do not depend on
@@ -168,7 +211,7 @@ def compute(
     library = library or default_library()
     chosen = list(names) if names is not None else library.names()
     factors = [library[n] for n in chosen]
-    inputs = build_inputs(bars, actions, sectors)
+    inputs = build_inputs(bars, actions, sectors, calendar=calendar)
     lo = pd.Timestamp(to_date(start)) if start is not None else None
     hi = pd.Timestamp(to_date(end)) if end is not None else None
 

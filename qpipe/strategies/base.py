@@ -166,6 +166,9 @@ class BaseStrategy(ABC):
     ) -> Signals:
         """Scores and target weights for the sessions of ``data`` in ``[start, end]``.
 
+        Rebalances fall on the schedule's sessions that have a bar of some universe name; a
+        session missing from the data (a NaN row of ``data``'s grid) is not one.
+
         ``previous`` holds the weights decided at the last rebalance before ``start`` (by
         symbol; None: no position), which the hold band and the turnover buffer build on.
         """
@@ -179,7 +182,11 @@ class BaseStrategy(ABC):
         keep = (dates >= lo) & (dates <= hi)
         score = score.isel(date=np.flatnonzero(keep))
         out_dates = dates[keep]
+        listed = data.bars.close.reindex(symbol=symbols).isel(date=np.flatnonzero(keep)).notnull()
+        # A scheduled session without a bar of the universe (missing from the data) decides
+        # nothing: it has no rows, so a later run could not build on its weights.
         rebalance = rebalance_mask(out_dates, self.rebalance, calendar)
+        rebalance &= listed.values.any(axis=1)
         vol = None
         if rebalance.any() and self._needs_volatility():
             vol = self.volatility(data).reindex(symbol=symbols).isel(date=np.flatnonzero(keep))
@@ -195,7 +202,6 @@ class BaseStrategy(ABC):
             weights[i] = w
             prev = w
         weight = xr.DataArray(weights, coords=score.coords, dims=DIMS)
-        listed = data.bars.close.reindex(symbol=symbols).isel(date=np.flatnonzero(keep)).notnull()
         return Signals(self.name, score, weight, rebalance, listed)
 
     def ranking_score(self, score: xr.DataArray) -> xr.DataArray:

@@ -30,11 +30,17 @@ def signals_table(strategy: str) -> str:
 
 
 def strategy_data(
-    market: MarketData, factors: pd.DataFrame, names: Sequence[str], instruments: pd.DataFrame
+    market: MarketData,
+    factors: pd.DataFrame,
+    names: Sequence[str],
+    instruments: pd.DataFrame,
+    calendar: TradingCalendar | None = None,
 ) -> StrategyData:
     """Forward-adjusted bars of ``market`` and the factor columns ``names`` of the long
-    ``factors`` frame on the bars' grid (NaN where a factor row is missing)."""
-    bars = build_inputs(market.bars, market.actions)
+    ``factors`` frame on the bars' grid (NaN where a factor row is missing). The grid's dates
+    are ``calendar``'s sessions from the first to the last bar (a session without bars is a
+    NaN row, so the strategy's windows count calendar sessions); None: the bars' own dates."""
+    bars = build_inputs(market.bars, market.actions, calendar=calendar)
     dates = bars.close.indexes["date"]
     symbols = bars.close.indexes["symbol"]
     rows = dates.get_indexer(pd.DatetimeIndex(factors["date"])) if len(factors) else []
@@ -64,8 +70,9 @@ def compute_signals(
     previous: pd.Series | None = None,
 ) -> pd.DataFrame:
     """The strategy's signal rows for the sessions in ``[start, end]`` (default: all of
-    ``market``'s sessions); ``previous`` are the weights of the last rebalance before them."""
-    data = strategy_data(market, factors, strategy.factors, instruments)
+    ``market``'s sessions); ``previous`` are the weights of the last rebalance before them.
+    Look-back windows count ``calendar``'s sessions; a session without bars has no rows."""
+    data = strategy_data(market, factors, strategy.factors, instruments, calendar)
     out = strategy.signals(data, calendar, start, end, previous)
     return out.to_frame()[SIGNAL_COLUMNS]
 

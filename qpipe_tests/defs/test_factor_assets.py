@@ -126,3 +126,59 @@ def test_factor_report_asset_saves_every_table(factor_project):
     stored = stored[(stored["factor"] == "vol_20") & (stored["horizon"] == 5)]
     np.testing.assert_allclose(stored["rank_ic"].to_numpy(), ic, equal_nan=True)
     assert summary.loc["vol_20", "rank_ic_mean_5"] == pytest.approx(np.nanmean(ic))
+
+
+def test_a_session_missing_from_the_lake_is_a_nan_inside_the_windows_spanning_it(tmp_path):
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        {
+            "data": {"synthetic": {"seed": 5, "n_stocks": 8, "n_sectors": 2, "n_etfs": 0,
+                                   "start": "2024-01-02"}},
+            "factors": {"names": ["reversal_1m", "mean_5"],
+                        "expressions": {"mean_5": "ts_mean(close, 5)"}},
+        },
+    )  # fmt: skip
+    project = Project.load(cfg, tmp_path / "data")
+    gap = pd.Timestamp("2024-03-07")
+    sessions = project.calendar.sessions_index("2024-01-02", "2024-04-30")
+    g = sessions.get_loc(gap)
+    with DagsterInstance.ephemeral() as instance:
+        assert run(project, cfg, "sync_market_data", "2024-01-02", "2024-04-30", instance).success
+        # The session is in the lake without bars (the source had none that day).
+        empty = project.lake.read("bars", gap.date(), gap.date())
+        project.lake.write("bars", empty.iloc[:0], [gap.date()])
+        full = run(project, cfg, "compute_factors", "2024-02-01", "2024-04-30", instance)
+        assert full.success, full
+        checks = {e.check_name: e.passed for e in full.get_asset_check_evaluations()}
+        assert checks == {"no_lookahead": True, "nan_coverage": True}
+        backfill = project.lake.read("factors", "2024-02-01", "2024-04-30")
+        # Sessions spanning the gap one by one (each reading its own look-back) agree.
+        for i in (g + 1, g + 4, g + 21, g + 22):
+            day = f"{sessions[i]:%Y-%m-%d}"
+            assert run(project, cfg, "compute_factors", day, day, instance).success
+        pd.testing.assert_frame_equal(project.lake.read("factors", "2024-02-01", "2024-04-30"),
+                                      backfill)  # fmt: skip
+    assert not (backfill["date"] == gap).any()  # no rows for a session without bars
+    by_day = backfill.set_index("date")
+    # Every 5-session window spanning the missing session is NaN, the next one is not;
+    # reversal_1m on g + 21 starts on the missing session, on g + 22 it starts after it.
+    for i in range(g + 1, g + 5):
+        assert by_day.loc[sessions[i], "mean_5"].isna().all(), sessions[i]
+    assert by_day.loc[sessions[g + 5], "mean_5"].notna().any()
+    assert by_day.loc[sessions[g + 21], "reversal_1m"].isna().all()
+    assert by_day.loc[sessions[g + 22], "reversal_1m"].notna().any()
+    # The values are plain pandas windows on the calendar-reindexed closes, forward adjusted
+    # by hand: divided by each action's factor from its ex-date on.
+    bars = project.lake.read("bars")
+    close = bars.pivot(index="date", columns="symbol", values="close").reindex(sessions)
+    for action in project.lake.read("corporate_actions").itertuples():
+        if action.symbol in close.columns:
+            close.loc[close.index >= action.date, action.symbol] /= action.factor
+    want = pd.DataFrame({
+        "mean_5": close.rolling(5).mean().stack(),
+        "reversal_1m": (-(close / close.shift(21) - 1)).stack(),
+    })  # fmt: skip
+    got = backfill.set_index(["date", "symbol"])
+    want = want.reindex(got.index)
+    for name in ("mean_5", "reversal_1m"):
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-9, equal_nan=True, err_msg=name)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from qpipe.calendars import TradingCalendar
 from qpipe.data.schema import ACTION_COLUMNS, MarketData
 from qpipe.factors.classic import CLASSIC
+from qpipe.factors.expressions import library_from_expressions
+from qpipe.factors.factory import to_long
 from qpipe.factors.lookahead import lookahead_violations, truncated
 from qpipe.factors.panel import build_inputs, compute, forward_multipliers
 from qpipe.factors.registry import FactorLibrary
@@ -182,3 +189,171 @@ def test_each_factor_reads_only_its_own_lookback():
     full = compute(market, library=spy)
     for name in spy.names():
         np.testing.assert_array_equal(part[name].values, full[name].sel(date=part.date).values)
+
+
+# --- Windows over missing sessions -------------------------------------------------------
+# Bars of four names over 64 XNYS sessions from 2024-01-02 with the whole session GAP
+# (2024-02-15) missing; A splits 2:1 on the session after it (2024-02-16), B pays a dividend
+# whose ex-date is GAP itself; C is halted on rows 10-12 and over the last two sessions; D
+# lists on row 15 and its bars end on row 50.
+GAP = 31
+N_GAPPED = 64
+SPLIT_ROW, B_FACTOR = GAP + 1, 0.98
+
+
+@cache
+def xnys_calendar() -> TradingCalendar:
+    return TradingCalendar("XNYS", "2023-12-01")
+
+
+@pytest.fixture
+def xnys() -> TradingCalendar:
+    return xnys_calendar()
+
+
+def gapped_sessions(calendar: TradingCalendar) -> pd.DatetimeIndex:
+    sessions = calendar.sessions_index("2024-01-02")[:N_GAPPED]
+    assert f"{sessions[GAP]:%Y-%m-%d}" == "2024-02-15"
+    return sessions
+
+
+def gapped_market(calendar: TradingCalendar, seed: int = 7) -> tuple[MarketData, pd.DataFrame]:
+    """The market described above, and its adjusted closes as a plain (date x symbol) frame
+    on the calendar's sessions (NaN where there is no bar)."""
+    sessions = gapped_sessions(calendar)
+    rng = np.random.default_rng(seed)
+    symbols = ["A", "B", "C", "D"]
+    true = 40 * np.exp(np.cumsum(rng.normal(0, 0.02, (N_GAPPED, 4)), axis=0))
+    adjusted = pd.DataFrame(true, index=sessions, columns=symbols)
+    adjusted.iloc[GAP] = np.nan
+    adjusted.iloc[[10, 11, 12, -2, -1], 2] = np.nan
+    adjusted.iloc[:15, 3] = np.nan
+    adjusted.iloc[51:, 3] = np.nan
+    rows = adjusted.stack().dropna().rename("adjusted").reset_index()
+    rows.columns = ["date", "symbol", "adjusted"]
+    # Raw prices: A's halve from its split on, B's are the adjusted ones times the dividend's
+    # factor from its ex-date on (forward adjustment divides by it again).
+    multiplier = np.where((rows["symbol"] == "A") & (rows["date"] >= sessions[SPLIT_ROW]), 0.5, 1)
+    multiplier = np.where(
+        (rows["symbol"] == "B") & (rows["date"] >= sessions[GAP]), B_FACTOR, multiplier
+    )
+    close = rows["adjusted"] * multiplier
+    bars = pd.DataFrame({
+        "date": rows["date"], "symbol": rows["symbol"], "open": close, "high": close * 1.01,
+        "low": close * 0.99, "close": close, "volume": 1e5,
+    })  # fmt: skip
+    actions = pd.DataFrame(
+        [(sessions[SPLIT_ROW], "A", 2.0, 0.0, 0.5), (sessions[GAP], "B", 1.0, 0.8, B_FACTOR)],
+        columns=list(ACTION_COLUMNS),
+    )
+    return MarketData(bars, actions), adjusted.rename_axis(index="date", columns="symbol")
+
+
+WINDOWED = (
+    FactorLibrary()
+    .merged(CLASSIC)
+    .merged(
+        library_from_expressions({"mean_5": "ts_mean(close, 5)", "std_5": "ts_std(returns, 5)"})
+    )
+)
+
+
+def test_windows_count_calendar_sessions_across_a_missing_session(xnys):
+    market, close = gapped_market(xnys)
+    sessions = close.index
+    names = ["reversal_1m", "mean_5", "std_5"]
+    got = compute(market, names, library=WINDOWED, calendar=xnys)
+    assert list(got.indexes["date"]) == list(sessions)  # the missing session is a row
+    returns = close / close.shift(1) - 1
+    want = {
+        "reversal_1m": -(close / close.shift(21) - 1),
+        "mean_5": close.rolling(5).mean(),
+        "std_5": returns.rolling(5).std(),
+    }
+    for name in names:
+        np.testing.assert_allclose(
+            got[name].transpose("date", "symbol").values,
+            want[name].to_numpy(),
+            rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name,
+        )  # fmt: skip
+    mean_5 = got["mean_5"].values
+    # Every 5-session window that spans the missing session is NaN; the ones after it are not.
+    assert np.isnan(mean_5[GAP : GAP + 5]).all()
+    assert np.isfinite(mean_5[GAP + 5, :2]).all() and np.isfinite(mean_5[GAP - 1, :2]).all()
+    # 21 calendar sessions back from GAP + 20 is GAP - 1 (21 sessions of bars would reach
+    # GAP - 2); from GAP + 21 it is the missing session itself.
+    rev = got["reversal_1m"].sel(symbol="A").values
+    assert rev[GAP + 20] == pytest.approx(
+        -(close["A"].iloc[GAP + 20] / close["A"].iloc[GAP - 1] - 1)
+    )
+    assert np.isnan(rev[GAP + 21]) and np.isfinite(rev[GAP + 22])
+    # The factors table gets rows only where a bar exists: none on the missing session.
+    long = to_long(got, market.bars)
+    assert len(long) == len(market.bars) and not (long["date"] == sessions[GAP]).any()
+
+
+def test_incremental_and_lookahead_count_calendar_sessions(xnys):
+    market, close = gapped_market(xnys)
+    sessions = close.index
+    names = ["reversal_1m", "mean_5", "std_5", "vol_20"]
+    lookback = max(WINDOWED[n].lookback for n in names)
+    # The look-back read of an incremental run counts calendar sessions.
+    cut = truncated(market, sessions[GAP + 20], 21, xnys)
+    assert cut.bars["date"].min() == sessions[GAP - 1]
+    full = compute(market, names, library=WINDOWED, calendar=xnys)
+    days = [sessions[i] for i in (GAP - 1, GAP + 1, GAP + 4, GAP + 5, GAP + 21, GAP + 22, -1)]
+    for a in days:
+        part = compute(
+            truncated(market, a, lookback, xnys), names, a, a, library=WINDOWED, calendar=xnys
+        )
+        for name in names:
+            np.testing.assert_allclose(
+                part[name].isel(date=0).values,
+                full[name].sel(date=a).reindex(symbol=part.indexes["symbol"]).values,
+                rtol=1e-9, equal_nan=True, err_msg=f"{name} {a:%Y-%m-%d}",
+            )  # fmt: skip
+    check = [*days, sessions[GAP]]  # the missing session itself has nothing to check
+    assert lookahead_violations(market, WINDOWED, names, check, full=full, calendar=xnys) == {}
+    # A factor that reaches one session further back than it declares is caught.
+    under = FactorLibrary()
+    under.register("long_reach", lookback=5, inputs=("close",))(
+        lambda x: x.close / x.close.shift(date=6)
+    )
+    found = lookahead_violations(market, under, ["long_reach"], [sessions[GAP + 8]], calendar=xnys)
+    assert found == {"long_reach": [f"{sessions[GAP + 8]:%Y-%m-%d}"]}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    missing=st.sets(st.integers(1, N_GAPPED - 2), max_size=3),
+    window=st.integers(2, 12),
+)
+def test_ts_mean_over_missing_sessions_is_the_reindexed_rolling_mean(missing, window):
+    calendar = xnys_calendar()
+    market, close = gapped_market(calendar, seed=window)
+    drop = close.index[sorted(missing)]
+    bars = market.bars.loc[~market.bars["date"].isin(drop)]
+    close = close.copy()
+    close.loc[drop] = np.nan
+    library = library_from_expressions({"m": f"ts_mean(close, {window})"})
+    got = compute(MarketData(bars, market.actions), ["m"], library=library, calendar=calendar)
+    want = close.loc[bars["date"].min() : bars["date"].max()].rolling(window).mean()
+    assert list(got.indexes["date"]) == list(want.index)
+    np.testing.assert_allclose(got["m"].values, want.to_numpy(), rtol=1e-9, equal_nan=True)
+
+
+def test_bars_off_the_calendar_are_an_error_naming_the_dates(xnys):
+    market, _ = gapped_market(xnys)
+    holiday = market.bars.loc[market.bars["date"] == T("2024-01-12")].assign(
+        date=T("2024-01-15")  # Martin Luther King Jr. Day: no XNYS session
+    )
+    bars = pd.concat([market.bars, holiday], ignore_index=True)
+    with pytest.raises(ValueError, match="bars dated 2024-01-15: not XNYS sessions"):
+        build_inputs(bars, market.actions, calendar=xnys)
+
+
+def test_bars_before_the_calendar_start_get_their_sessions(xnys):
+    market, close = gapped_market(xnys)
+    late = TradingCalendar("XNYS", "2024-03-01")
+    inputs = build_inputs(market.bars, market.actions, calendar=late)
+    assert list(inputs.close.indexes["date"]) == list(close.index)

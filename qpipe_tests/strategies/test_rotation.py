@@ -8,10 +8,13 @@ import pytest
 import xarray as xr
 
 from qpipe.calendars import TradingCalendar
+from qpipe.data.schema import ACTION_COLUMNS, MarketData, empty_frame
 from qpipe.factors.panel import build_inputs
-from qpipe.strategies.base import Signals, StrategyData
+from qpipe.strategies.base import Signals, StrategyData, last_weights
+from qpipe.strategies.lookahead import signal_lookahead_violations
 from qpipe.strategies.portfolio import Book
 from qpipe.strategies.rotation import AbsoluteMomentum, EtfRotationStrategy
+from qpipe.strategies.signals import compute_signals, strategy_data
 
 NAN = np.nan
 # Universe order (deliberately not alphabetical); BOND is the defensive ETF.
@@ -282,3 +285,106 @@ def test_absolute_momentum_step() -> None:
         AbsoluteMomentum(0.0, "Z")(b)
     with pytest.raises(ValueError, match="AbsoluteMomentum: needs a weigh step"):
         AbsoluteMomentum(0.0)(Book(score=np.zeros(2), previous=np.zeros(2)))
+
+
+# --- Look-back windows over a session missing from the data --------------------------------
+MISSING = 45  # 2024-03-07, mid-month: the March month-end's 20-session window spans it
+
+
+def gapped(closes: pd.DataFrame, missing: list[int]) -> MarketData:
+    """Bars of ``closes`` (open = high = low = close) without the sessions at ``missing``."""
+    kept = closes.drop(index=closes.index[missing])
+    rows = kept.stack().rename("close").reset_index()
+    rows.columns = ["date", "symbol", "close"]
+    for column in ("open", "high", "low"):
+        rows[column] = rows["close"]
+    rows["volume"] = 1000.0
+    bars = rows[["date", "symbol", "open", "high", "low", "close", "volume"]]
+    return MarketData(bars, empty_frame(ACTION_COLUMNS))
+
+
+INSTRUMENTS = pd.DataFrame({"symbol": ALL, "kind": "etf"})
+NO_FACTORS = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"), "symbol": []})
+
+
+def test_rotation_lookback_counts_calendar_sessions_over_a_missing_session(
+    closes: pd.DataFrame, sessions: pd.DatetimeIndex, calendar: TradingCalendar
+) -> None:
+    frame = compute_signals(
+        rotation(), gapped(closes, [MISSING]), NO_FACTORS, INSTRUMENTS, calendar
+    )
+    assert not (frame["date"] == sessions[MISSING]).any()  # no rows for the missing session
+    assert frame["date"].nunique() == N_SESSIONS - 1
+    # Scores are the 20-session returns on the calendar-reindexed closes.
+    reindexed = closes.copy()
+    reindexed.iloc[MISSING] = NAN
+    by_hand = (reindexed / reindexed.shift(20) - 1.0).stack().rename("want")
+    got = frame.set_index(["date", "symbol"])["score"]
+    np.testing.assert_allclose(got, by_hand.reindex(got.index), rtol=1e-12, equal_nan=True)
+    # The window ending on the March month-end holds March's 20 returns only (20 sessions of
+    # bars back would reach February 28), and the one starting on the missing session is NaN.
+    mar28 = frame.loc[frame["date"] == sessions[MAR28]].set_index("symbol").loc[ALL]
+    np.testing.assert_allclose(mar28["score"], [(1 + RATES[3][s]) ** 20 - 1 for s in ALL])
+    np.testing.assert_allclose(mar28["target_weight"], [0.0, 0.0, 0.0, 0.0, 1.0])
+    assert frame.loc[frame["date"] == sessions[MISSING + 20], "score"].isna().all()
+    assert frame.loc[frame["date"] == sessions[MISSING + 21], "score"].notna().all()
+
+
+def test_rotation_incremental_and_lookahead_agree_over_a_missing_session(
+    closes: pd.DataFrame, sessions: pd.DatetimeIndex, calendar: TradingCalendar
+) -> None:
+    strategy = rotation()
+    market = gapped(closes, [MISSING])
+    full = compute_signals(strategy, market, NO_FACTORS, INSTRUMENTS, calendar)
+    for a in (50, MISSING + 20, MISSING + 21):
+        # The incremental read: the strategy's look-back in calendar sessions before a.
+        read = market.bars.loc[market.bars["date"] >= sessions[a - strategy.lookback]]
+        before = full.loc[full["date"] < sessions[a]]
+        part = compute_signals(
+            strategy,
+            MarketData(read, market.actions),
+            NO_FACTORS,
+            INSTRUMENTS,
+            calendar,
+            sessions[a],
+            sessions[-1],
+            last_weights(before),
+        )
+        want = full.loc[full["date"] >= sessions[a]].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part, want, check_exact=False, rtol=1e-12)
+    days = [sessions[i] for i in (MISSING - 1, MISSING, MISSING + 1, MAR28, MISSING + 20, 79)]
+    bad = signal_lookahead_violations(
+        strategy, market, NO_FACTORS, INSTRUMENTS, calendar, full, days
+    )
+    assert bad == {}
+
+
+def test_a_missing_rebalance_session_decides_nothing(
+    closes: pd.DataFrame, sessions: pd.DatetimeIndex, calendar: TradingCalendar
+) -> None:
+    market = gapped(closes, [FEB29])
+    data = strategy_data(market, NO_FACTORS, (), INSTRUMENTS, calendar)
+    out = rotation().signals(data, calendar)
+    assert list(out.weight.indexes["date"]) == list(sessions)
+    expected = np.zeros(N_SESSIONS, dtype=bool)
+    expected[[JAN31, MAR28]] = True
+    np.testing.assert_array_equal(out.rebalance, expected)
+    assert np.isnan(weight_of(out)[FEB29]).all()
+    # March's 20-session window starts on the missing session: no scores, nothing held.
+    assert np.isnan(score_of(out)[MAR28]).all()
+    np.testing.assert_array_equal(weight_of(out)[MAR28], [0.0] * 5)
+
+
+def test_volatility_window_counts_calendar_sessions(
+    closes: pd.DataFrame, calendar: TradingCalendar
+) -> None:
+    wiggly = closes * (1 + 0.01 * np.sin(np.arange(N_SESSIONS)))[:, None]
+    data = strategy_data(gapped(wiggly, [MISSING]), NO_FACTORS, (), INSTRUMENTS, calendar)
+    vol = rotation(vol_window=5).volatility(data).sel(symbol=ALL).values
+    wiggly.iloc[MISSING] = NAN
+    daily = (wiggly / wiggly.shift(1) - 1.0).rolling(5).std().to_numpy()
+    # Annualised by one constant factor; NaN in every window spanning the missing session.
+    np.testing.assert_array_equal(np.isnan(vol), np.isnan(daily))
+    assert np.isnan(vol[MISSING : MISSING + 6]).all()
+    ratio = vol[~np.isnan(vol)] / daily[~np.isnan(daily)]
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-9)

@@ -92,8 +92,10 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
         run_names = selected_names_only(library, names, config.only)
         sessions = [dt.date.fromisoformat(k) for k in context.partition_keys]
         first, last = pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1])
-        sectors = proj.sectors
-        full = compute(bars, run_names, library=library, sectors=sectors)
+        sectors, calendar = proj.sectors, proj.calendar
+        # Panels on the calendar's sessions: a session missing from the lake is a NaN row
+        # inside the windows spanning it, and gets no rows of its own (to_long keeps bars).
+        full = compute(bars, run_names, library=library, sectors=sectors, calendar=calendar)
         frame = to_long(full.sel(date=slice(first, last)), bars.bars)
         if config.only is not None:
             frame = merge_columns(proj.lake, frame, names, first, last)
@@ -108,10 +110,12 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
                 else "no rows",
             },
         )
-        in_range = full.indexes["date"][(full.indexes["date"] >= first)]
+        in_range = pd.DatetimeIndex(frame["date"].unique()).sort_values()  # sessions with bars
         picks = np.unique(np.linspace(0, len(in_range) - 1, LOOKAHEAD_SAMPLES).astype(int))
         sample = [in_range[i] for i in picks] if len(in_range) else []
-        bad = lookahead_violations(bars, library, run_names, sample, full=full, sectors=sectors)
+        bad = lookahead_violations(
+            bars, library, run_names, sample, full=full, sectors=sectors, calendar=calendar
+        )
         yield AssetCheckResult(
             check_name="no_lookahead",
             asset_key="factors",
