@@ -343,8 +343,9 @@ class RotationParams(RiskParams):
     """Held in place of a selected ETF whose return is below ``min_return``; None: cash."""
     lookback: int = Field(126, ge=1)
     top_k: int = Field(3, ge=1)
-    min_return: float = Field(0.0, allow_inf_nan=False)
-    """Finite: at -inf the filter and the defensive ETF would never act."""
+    min_return: float = Field(0.0, gt=-1, allow_inf_nan=False)
+    """Above -1 and finite: a return is always above -1 (-100%), so at -1 or below the filter
+    and the defensive ETF would never act."""
 
 
 class LinearStrategyConfig(StrictModel):

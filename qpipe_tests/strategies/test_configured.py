@@ -193,11 +193,15 @@ BREAKER_KEY = f"{P}.circuit_breaker"
         ({**ONE, "circuit_breaker": {"reduce_drawdown": None, "halt_drawdown": None,
                                      "max_daily_loss": None}}, "linear", BREAKER_KEY,
          "would never act"),
-        # Rotation: at -inf the absolute-momentum filter and the defensive ETF never act.
+        # Rotation: at -inf the absolute-momentum filter and the defensive ETF never act (NaN
+        # would send every pick to the defensive ETF).
         ({"symbols": ["EMKT", "EGOLD"], "defensive": "EBOND", "min_return": float("-inf")},
          "rotation", f"{P}.min_return", "finite"),
         ({"symbols": ["EMKT", "EGOLD"], "min_return": float("nan")}, "rotation",
          f"{P}.min_return", "finite"),
+        # A return is always above -1 (-100%): the filter would never act either.
+        ({"symbols": ["EMKT", "EGOLD"], "defensive": "EBOND", "min_return": -1.0}, "rotation",
+         f"{P}.min_return", "greater than -1"),
         ({"symbols": ["EMKT"], "circuit_breaker": {"reduce_drawdown": None, "reduce_to": 0.3}},
          "rotation", f"{BREAKER_KEY}.reduce_to", "ignored with reduce_drawdown null"),
     ],
