@@ -11,11 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from qpipe.calendars import SUPPORTED_EXCHANGES
 from qpipe.errors import ConfigError
@@ -152,16 +164,63 @@ class FactorsConfig(StrictModel):
     """Python modules to import; factors they register with ``@qpipe.factors.factor`` join in."""
 
 
-Weight = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-"""A number (an int is fine; a string, a bool or NaN is not)."""
+def _nonzero(weight: float) -> float:
+    if weight == 0:
+        raise ValueError("a weight of 0 leaves the factor out of the score: remove the factor")
+    return weight
+
+
+Weight = Annotated[float, Field(strict=True, allow_inf_nan=False), AfterValidator(_nonzero)]
+"""A non-zero number (an int is fine; a string, a bool, NaN or 0 is not)."""
 Rebalance = Literal["daily", "weekly", "monthly"]
 
 
-class StrategyUniverse(StrictModel):
+class StrategySection(StrictModel):
+    """A section of a strategy's parameters. A key that the strategy would ignore given the
+    other keys (``unused``) is refused when the file gives it, naming the key and why; a
+    default the file does not give is never refused (pydantic validates only given values),
+    and dumps leave unused keys out, so a dump is the configuration in effect and loads
+    again."""
+
+    @classmethod
+    def unused(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        """The keys ``values`` make unused, with the reason. A rule reads only keys declared
+        before its own (pydantic validates fields in declaration order) and judges nothing
+        when one of them is missing (it failed validation)."""
+        return {}
+
+    @field_validator("*")
+    @classmethod
+    def _refuse_unused(cls, value: Any, info: ValidationInfo) -> Any:
+        reason = cls.unused(info.data).get(info.field_name or "")
+        if reason:
+            raise ValueError(reason)
+        return value
+
+    @model_serializer(mode="wrap")
+    def _in_effect(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for key in self.unused(self.__dict__):
+            data.pop(key, None)
+        return data
+
+
+def _given_and_none(values: Mapping[str, Any], *keys: str) -> bool:
+    """Every one of ``keys`` was validated and is None."""
+    return all(key in values and values[key] is None for key in keys)
+
+
+class StrategyUniverse(StrategySection):
     """What a strategy trades: ``symbols`` (in order), else every instrument of ``kinds``."""
 
-    kinds: list[Literal["stock", "etf"]] = Field(default_factory=lambda: ["stock"], min_length=1)
     symbols: list[str] | None = Field(None, min_length=1)
+    kinds: list[Literal["stock", "etf"]] = Field(default_factory=lambda: ["stock"], min_length=1)
+
+    @classmethod
+    def unused(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        if values.get("symbols") is not None:
+            return {"kinds": "ignored with symbols (the universe is exactly the symbols)"}
+        return {}
 
 
 class StopLossConfig(StrictModel):
@@ -172,8 +231,10 @@ class StopLossConfig(StrictModel):
     trailing: bool = False
 
 
-class CircuitBreakerConfig(StrictModel):
-    """Portfolio circuit breaker thresholds, fractions of NAV (None disables a trigger)."""
+class CircuitBreakerConfig(StrategySection):
+    """Portfolio circuit breaker thresholds, fractions of NAV (None disables a trigger, at
+    least one stays). ``reduce_to`` and ``recover_drawdown`` belong to ``reduce_drawdown``,
+    ``cooldown_sessions`` to ``halt_drawdown`` and ``max_daily_loss``."""
 
     reduce_drawdown: float | None = Field(0.10, gt=0, lt=1)
     reduce_to: float = Field(0.5, gt=0, lt=1)
@@ -182,8 +243,30 @@ class CircuitBreakerConfig(StrictModel):
     recover_drawdown: float = Field(0.05, ge=0, lt=1)
     cooldown_sessions: int = Field(5, ge=1)
 
+    @classmethod
+    def unused(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        out = {}
+        if _given_and_none(values, "reduce_drawdown"):
+            why = "ignored with reduce_drawdown null (it belongs to the reduce trigger)"
+            out |= {"reduce_to": why, "recover_drawdown": why}
+        if _given_and_none(values, "halt_drawdown", "max_daily_loss"):
+            out["cooldown_sessions"] = (
+                "ignored with halt_drawdown and max_daily_loss null (it belongs to the halt)"
+            )
+        return out
 
-class RiskParams(StrictModel):
+    @model_validator(mode="after")
+    def _some_trigger(self) -> CircuitBreakerConfig:
+        triggers = (self.reduce_drawdown, self.halt_drawdown, self.max_daily_loss)
+        if all(t is None for t in triggers):
+            raise ValueError(
+                "reduce_drawdown, halt_drawdown and max_daily_loss are all null: the breaker "
+                "would never act (leave circuit_breaker out instead)"
+            )
+        return self
+
+
+class RiskParams(StrategySection):
     """Parameters shared by every strategy kind."""
 
     rebalance: Rebalance = "monthly"
@@ -195,29 +278,60 @@ class LinearParams(RiskParams):
     """Multi-factor linear weighting (``kind: linear``)."""
 
     factors: dict[str, Weight] = Field(min_length=1)
-    """Factor name -> signed weight."""
+    """Factor name -> signed, non-zero weight."""
     universe: StrategyUniverse = Field(default_factory=StrategyUniverse)
     winsorize: float = Field(0.01, ge=0, le=0.5)
     min_factors: int = Field(1, ge=1)
+    """Least number of factors a name needs that date (at most the number of factors)."""
     top_k: int | None = Field(None, ge=1)
     top_quantile: float | None = Field(None, gt=0, le=1)
     threshold: float | None = Field(None, ge=0)
     """Keep only names whose combined z-score is at least this."""
     hold_band: float = Field(0, ge=0)
-    """Extra ranks (with ``top_k``) or fraction of names (with ``top_quantile``) within which a
-    held name stays."""
+    """Extra ranks (with ``top_k``, an integer) or fraction of the names (with
+    ``top_quantile``, at most 1) within which a held name stays; only with one of them."""
     weighting: Literal["equal", "score", "inverse_vol"] = "equal"
     vol_window: int = Field(60, ge=2)
+    """Sessions of daily returns of the volatility (only with ``weighting: inverse_vol``)."""
     max_weight: float | None = Field(None, gt=0, le=1)
-    max_gross: float = Field(1.0, gt=0)
+    max_gross: float = Field(1.0, gt=0, le=1)
+    """At most 1: weights are long-only fractions of the portfolio (no leverage)."""
     min_change: float = Field(0.0, ge=0, lt=1)
+    """Keep the previous weight of a name whose weight would move by less than this, as far
+    as ``max_weight`` and ``max_gross`` allow (exits always trade)."""
+
+    @classmethod
+    def unused(cls, values: Mapping[str, Any]) -> dict[str, str]:
+        out = super().unused(values)
+        if _given_and_none(values, "top_k", "top_quantile"):
+            out["hold_band"] = "ignored without top_k or top_quantile (it widens the selection)"
+        if "weighting" in values and values["weighting"] != "inverse_vol":
+            out["vol_window"] = "ignored unless weighting is inverse_vol"
+        return out
+
+    @field_validator("min_factors")
+    @classmethod
+    def _at_most_the_factors(cls, value: int, info: ValidationInfo) -> int:
+        factors = info.data.get("factors")
+        if factors is not None and value > len(factors):
+            raise ValueError(
+                f"{value} is more than the {len(factors)} factor(s): every score would be NaN"
+            )
+        return value
+
+    @field_validator("hold_band")
+    @classmethod
+    def _band_fits_the_selection(cls, value: float, info: ValidationInfo) -> float:
+        if info.data.get("top_k") is not None and value != int(value):
+            raise ValueError("with top_k, a number of ranks (an integer)")
+        if info.data.get("top_quantile") is not None and value > 1:
+            raise ValueError("with top_quantile, a fraction of the names (at most 1)")
+        return value
 
     @model_validator(mode="after")
     def _one_selection(self) -> LinearParams:
         if self.top_k is not None and self.top_quantile is not None:
             raise ValueError("give top_k or top_quantile, not both")
-        if self.top_k is not None and self.hold_band != int(self.hold_band):
-            raise ValueError("hold_band with top_k is a number of ranks (an integer)")
         return self
 
 
@@ -229,7 +343,9 @@ class RotationParams(RiskParams):
     """Held in place of a selected ETF whose return is below ``min_return``; None: cash."""
     lookback: int = Field(126, ge=1)
     top_k: int = Field(3, ge=1)
-    min_return: float = 0.0
+    min_return: float = Field(0.0, gt=-1, allow_inf_nan=False)
+    """Above -1 and finite: a return is always above -1 (-100%), so at -1 or below the filter
+    and the defensive ETF would never act."""
 
 
 class LinearStrategyConfig(StrictModel):

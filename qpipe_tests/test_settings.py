@@ -30,6 +30,16 @@ def test_default_file_matches_model_defaults():
     assert model == parse_settings({})
 
 
+def test_packaged_default_dump_is_what_is_in_effect_and_loads_again():
+    # `qpipe config` prints this dump: a strategy parameter its strategy ignores (vol_window
+    # with equal weights) is left out, since written in a file it would be refused.
+    default = load_settings(DEFAULT_CONFIG)
+    dumped = default.model_dump(mode="json")
+    assert "vol_window" not in dumped["strategies"]["multi_factor"]["params"]
+    assert dumped["strategies"]["multi_factor"]["params"]["hold_band"] == 10
+    assert parse_settings(dumped) == default
+
+
 def test_env_var_selects_the_file(tmp_path, monkeypatch):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("calendar:\n  exchange: XSHG\n")

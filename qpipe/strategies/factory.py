@@ -53,13 +53,19 @@ def build_strategies(
     return out
 
 
-def _risk(params: RiskParams) -> dict[str, object]:
+def _risk(params: RiskParams, key: str) -> dict[str, object]:
+    """The risk rules of ``params``; a rule's own refusal (e.g. a ``halt_drawdown`` not above
+    ``reduce_drawdown``) becomes a :class:`ConfigError` naming the section."""
     stop: StopLossConfig | None = params.stop_loss
     breaker: CircuitBreakerConfig | None = params.circuit_breaker
+    try:
+        circuit_breaker = CircuitBreaker(**breaker.model_dump()) if breaker else None
+    except ValueError as exc:
+        raise ConfigError(f"{key}.circuit_breaker: {exc}") from None
     return {
         "rebalance": params.rebalance,
         "stop_loss": StopLoss(stop.stop, stop.trailing) if stop else None,
-        "circuit_breaker": CircuitBreaker(**breaker.model_dump()) if breaker else None,
+        "circuit_breaker": circuit_breaker,
     }
 
 
@@ -101,7 +107,7 @@ def _linear(
         universe=universe,
         portfolio=Portfolio(tuple(steps)),
         vol_window=p.vol_window,
-        **_risk(p),
+        **_risk(p, key),
     )
 
 
@@ -126,7 +132,7 @@ def _rotation(
         top_k=p.top_k,
         min_return=p.min_return,
         defensive=p.defensive,
-        **_risk(p),
+        **_risk(p, key),
     )
 
 

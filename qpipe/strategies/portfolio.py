@@ -7,6 +7,13 @@ A :class:`Portfolio` runs its steps in order on one rebalance date's cross-secti
 (:class:`MaxWeight`, :class:`MaxGross`, :class:`MinChange`). Weights are fractions of the
 portfolio's value, long only; whatever they leave below 1 is cash.
 
+Limit steps come after every select and weigh step (a weigh step after them would undo them).
+After the whole pipeline every weight is at most the tightest ``MaxWeight`` cap and the
+weights sum to at most the tightest ``MaxGross`` (and never to more than 1), whatever the
+order of the limit steps: ``MaxWeight`` never raises the total, ``MaxGross`` never raises a
+weight, and ``MinChange`` keeps an old weight only where keeping it stays within the
+portfolio's limits (:attr:`Book.max_weight`, :attr:`Book.max_gross`).
+
 A name with a NaN score is not eligible that date (not in the universe, not listed, no data);
 ``Book.previous`` holds the weights decided at the previous rebalance, which the hold band and
 the turnover buffer use (so construction is path dependent, through its own past decisions
@@ -38,6 +45,10 @@ class Book:
     """Target weights (None until a weigh step ran)."""
     symbols: np.ndarray | None = None
     """The symbols, for steps that name one (e.g. a defensive asset)."""
+    max_weight: float = 1.0
+    """The portfolio's cap on one weight (its tightest ``MaxWeight``; 1 without one)."""
+    max_gross: float = 1.0
+    """The portfolio's cap on the sum of the weights (its tightest ``MaxGross``, at most 1)."""
 
     @property
     def eligible(self) -> np.ndarray:
@@ -184,6 +195,11 @@ class InverseVolatility(Step):
         return replace(book, selected=usable, weight=_normalised(raw, usable))
 
 
+class Limit(Step):
+    """A limit step: bounds the weights a weigh step gave (comes after every select and weigh
+    step)."""
+
+
 def _weights(book: Book, step: str) -> np.ndarray:
     if book.weight is None:
         raise ValueError(f"{step}: needs a weigh step (EqualWeight, ScoreWeight, ...) before it")
@@ -191,7 +207,7 @@ def _weights(book: Book, step: str) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class MaxWeight(Step):
+class MaxWeight(Limit):
     """Cap every weight at ``cap``, handing the excess to the uncapped names in proportion to
     their weights (repeated until nothing exceeds the cap); what cannot be placed stays in
     cash (e.g. 3 names with a cap of 0.2 hold 60%)."""
@@ -221,7 +237,7 @@ class MaxWeight(Step):
 
 
 @dataclass(frozen=True)
-class MaxGross(Step):
+class MaxGross(Limit):
     """Scale all weights down so that their sum is at most ``gross``."""
 
     gross: float
@@ -237,10 +253,18 @@ class MaxGross(Step):
 
 
 @dataclass(frozen=True)
-class MinChange(Step):
-    """Turnover buffer: a weight that would change by less than ``threshold`` (absolute)
-    keeps its previous value, unless the name leaves the portfolio (exits always trade).
-    The freed or used cash is not redistributed."""
+class MinChange(Limit):
+    """Turnover buffer: a name whose weight would change by less than ``threshold``
+    (absolute) keeps its previous weight, as far as the portfolio's limits allow; exits (a
+    target of 0) always trade.
+
+    Keeping a previous weight below the target (a small increase skipped) always fits. Keeping
+    one above the target (a small reduction skipped) needs room: the previous weight must be
+    at most :attr:`Book.max_weight`, and the weights must still sum to at most
+    :attr:`Book.max_gross`; when the room does not take every small reduction, the smallest
+    ones are skipped first (ties in symbol order) and the others trade to their target. The
+    freed or used cash is not redistributed.
+    """
 
     threshold: float
 
@@ -249,17 +273,50 @@ class MinChange(Step):
             raise ValueError(f"MinChange: threshold must be in [0, 1), got {self.threshold!r}")
 
     def __call__(self, book: Book) -> Book:
-        w = _weights(book, "MinChange")
-        small = (np.abs(w - book.previous) < self.threshold) & (w > 0)
-        return replace(book, weight=np.where(small, book.previous, w))
+        target = _weights(book, "MinChange")
+        previous = book.previous
+        small = (np.abs(target - previous) < self.threshold) & (target > 0)
+        w = np.where(small & (previous <= target), previous, target)
+        # Small reductions cost room: keep the cheapest first while the total fits.
+        down = np.flatnonzero(small & (previous > target) & (previous <= book.max_weight))
+        cost = previous[down] - target[down]
+        order = np.argsort(cost, kind="stable")
+        room = book.max_gross - w.sum()
+        fits = np.cumsum(cost[order]) <= room + 1e-12
+        keep = down[order[fits]]
+        w[keep] = previous[keep]
+        return replace(book, weight=w)
 
 
 @dataclass(frozen=True)
 class Portfolio:
     """Steps run in order on each rebalance date; without a weigh step the chosen names are
-    equally weighted at the end."""
+    equally weighted at the end. Limit steps (:class:`Limit`) come last; their limits hold
+    after the whole pipeline (see the module docstring)."""
 
     steps: Sequence[Step] = field(default_factory=lambda: (EqualWeight(),))
+
+    def __post_init__(self) -> None:
+        limit: Step | None = None
+        for step in self.steps:
+            if isinstance(step, Limit):
+                limit = limit or step
+            elif limit is not None:
+                raise ValueError(
+                    f"Portfolio: {type(step).__name__} after {type(limit).__name__}: select "
+                    "and weigh steps come before the limit steps (MaxWeight, MaxGross, "
+                    "MinChange), which they would undo"
+                )
+
+    @property
+    def max_weight(self) -> float:
+        """The tightest ``MaxWeight`` cap (1 without one)."""
+        return min((s.cap for s in self.steps if isinstance(s, MaxWeight)), default=1.0)
+
+    @property
+    def max_gross(self) -> float:
+        """The tightest ``MaxGross`` (1 without one: weights never sum above 1)."""
+        return min([1.0, *(s.gross for s in self.steps if isinstance(s, MaxGross))])
 
     def build(
         self,
@@ -268,10 +325,18 @@ class Portfolio:
         volatility: np.ndarray | None = None,
         symbols: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Target weights for one date's ``score`` (NaN = not eligible)."""
+        """Target weights for one date's ``score`` (NaN = not eligible); ``previous``: the
+        weights decided at the previous rebalance (NaN or None: none)."""
         score = np.asarray(score, dtype=np.float64)
         prev = np.zeros(len(score)) if previous is None else np.nan_to_num(previous, nan=0.0)
-        book = Book(score=score, previous=prev, volatility=volatility, symbols=symbols)
+        book = Book(
+            score=score,
+            previous=prev,
+            volatility=volatility,
+            symbols=symbols,
+            max_weight=self.max_weight,
+            max_gross=self.max_gross,
+        )
         for step in self.steps:
             book = step(book)
         if book.weight is None:

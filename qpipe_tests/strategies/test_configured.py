@@ -150,6 +150,107 @@ def test_bad_strategy_settings_fail_at_load(params, key, reason):
     assert key in str(err.value) and reason in str(err.value)
 
 
+def strategy_settings(params: dict, kind: str = "linear"):
+    return parse_settings({"strategies": {"s": {"kind": kind, "params": params}}})
+
+
+ONE = {"factors": {"mom_12_1": 1.0}}
+P = "strategies.s.params"
+BREAKER_KEY = f"{P}.circuit_breaker"
+
+
+@pytest.mark.parametrize(
+    ("params", "kind", "key", "reason"),
+    [
+        # hold_band widens a top_k or top_quantile selection: without either it is ignored.
+        ({**ONE, "hold_band": 2}, "linear", f"{P}.hold_band", "without top_k or top_quantile"),
+        ({**ONE, "threshold": 0.5, "hold_band": 0.1}, "linear", f"{P}.hold_band", "without"),
+        # With a selection, its unit: ranks (an integer) or a fraction of the names.
+        ({**ONE, "top_k": 5, "hold_band": 1.5}, "linear", f"{P}.hold_band", "an integer"),
+        ({**ONE, "top_quantile": 0.2, "hold_band": 1.5}, "linear", f"{P}.hold_band", "at most"),
+        # vol_window sizes the volatility of inverse_vol weights only.
+        ({**ONE, "vol_window": 20}, "linear", f"{P}.vol_window", "unless weighting is inv"),
+        ({**ONE, "weighting": "score", "vol_window": 20}, "linear", f"{P}.vol_window", "unless"),
+        # More factors required than there are: every score NaN, nothing ever selected.
+        ({**ONE, "min_factors": 2}, "linear", f"{P}.min_factors", "more than the 1 factor"),
+        # A zero weight leaves its factor out of the score.
+        ({"factors": {"mom_12_1": 1.0, "vol_60": 0}}, "linear", f"{P}.factors.vol_60", "of 0"),
+        # An explicit symbol list is the universe: kinds would be ignored.
+        ({**ONE, "universe": {"symbols": ["S0001"], "kinds": ["etf"]}}, "linear",
+         f"{P}.universe.kinds", "ignored with symbols"),
+        # Weights sum to at most 1 (long only, no leverage): a gross above 1 never binds.
+        ({**ONE, "max_gross": 1.5}, "linear", f"{P}.max_gross", "less than or equal to 1"),
+        # The reduce trigger's parameters without the reduce trigger.
+        ({**ONE, "circuit_breaker": {"reduce_drawdown": None, "reduce_to": 0.3}}, "linear",
+         f"{BREAKER_KEY}.reduce_to", "ignored with reduce_drawdown null"),
+        ({**ONE, "circuit_breaker": {"reduce_drawdown": None, "recover_drawdown": 0.01}},
+         "linear", f"{BREAKER_KEY}.recover_drawdown", "ignored with reduce_drawdown null"),
+        # The halt's cooldown without a halting trigger.
+        ({**ONE, "circuit_breaker": {"halt_drawdown": None, "max_daily_loss": None,
+                                     "cooldown_sessions": 3}}, "linear",
+         f"{BREAKER_KEY}.cooldown_sessions", "ignored with halt_drawdown and max_daily_loss"),
+        # No trigger at all: the breaker would never act.
+        ({**ONE, "circuit_breaker": {"reduce_drawdown": None, "halt_drawdown": None,
+                                     "max_daily_loss": None}}, "linear", BREAKER_KEY,
+         "would never act"),
+        # Rotation: at -inf the absolute-momentum filter and the defensive ETF never act (NaN
+        # would send every pick to the defensive ETF).
+        ({"symbols": ["EMKT", "EGOLD"], "defensive": "EBOND", "min_return": float("-inf")},
+         "rotation", f"{P}.min_return", "finite"),
+        ({"symbols": ["EMKT", "EGOLD"], "min_return": float("nan")}, "rotation",
+         f"{P}.min_return", "finite"),
+        # A return is always above -1 (-100%): the filter would never act either.
+        ({"symbols": ["EMKT", "EGOLD"], "defensive": "EBOND", "min_return": -1.0}, "rotation",
+         f"{P}.min_return", "greater than -1"),
+        ({"symbols": ["EMKT"], "circuit_breaker": {"reduce_drawdown": None, "reduce_to": 0.3}},
+         "rotation", f"{BREAKER_KEY}.reduce_to", "ignored with reduce_drawdown null"),
+    ],
+)  # fmt: skip
+def test_ignored_strategy_settings_are_refused_at_load(params, kind, key, reason):
+    with pytest.raises(ConfigError) as err:
+        strategy_settings(params, kind)
+    lines = [x.strip() for x in str(err.value).splitlines()]
+    assert any(x.startswith(f"{key}: ") and reason in x for x in lines), lines
+
+
+def test_unused_defaults_the_file_does_not_give_are_not_refused():
+    # Each would be refused if written (see above); left to its default it loads.
+    plain = strategy_settings({**ONE}).strategies["s"].params
+    assert plain.vol_window == 60 and plain.hold_band == 0 and plain.weighting == "equal"
+    listed = strategy_settings({**ONE, "universe": {"symbols": ["S0001"]}})
+    assert listed.strategies["s"].params.universe.kinds == ["stock"]
+    breaker = {"reduce_drawdown": None, "halt_drawdown": None}
+    calm = strategy_settings({**ONE, "circuit_breaker": breaker})
+    assert calm.strategies["s"].params.circuit_breaker.max_daily_loss == 0.05
+    # Written where they are used, they load.
+    used = {**ONE, "top_quantile": 0.2, "hold_band": 0.1, "weighting": "inverse_vol",
+            "vol_window": 20, "min_factors": 1, "max_gross": 1.0}  # fmt: skip
+    assert strategy_settings(used).strategies["s"].params.vol_window == 20
+
+
+def test_a_dump_leaves_unused_keys_out_and_loads_again():
+    settings = strategy_settings(
+        {**ONE, "universe": {"symbols": ["S0001", "S0002"]},
+         "circuit_breaker": {"reduce_drawdown": None}}
+    )  # fmt: skip
+    dumped = settings.model_dump(mode="json")
+    params = dumped["strategies"]["s"]["params"]
+    assert "vol_window" not in params and "hold_band" not in params
+    assert "kinds" not in params["universe"]
+    assert set(params["circuit_breaker"]) == {
+        "reduce_drawdown", "halt_drawdown", "max_daily_loss", "cooldown_sessions"
+    }  # fmt: skip
+    assert parse_settings(dumped) == settings
+
+
+def test_a_circuit_breaker_the_rule_refuses_names_the_section():
+    # halt_drawdown (0.20 by default) must be above reduce_drawdown.
+    settings = strategy_settings({**ONE, "circuit_breaker": {"reduce_drawdown": 0.3}})
+    instruments = pd.DataFrame({"symbol": ["S0001", "S0002"], "kind": ["stock", "stock"]})
+    with pytest.raises(ConfigError, match=rf"^{BREAKER_KEY}: CircuitBreaker: halt_drawdown"):
+        build_strategies(settings, ["mom_12_1"], instruments)
+
+
 def test_unknown_kind_and_bad_names_fail_at_load():
     with pytest.raises(
         ConfigError, match=r"strategies\.s\.kind: must be one of 'linear', 'rotation', got 'ml'"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from qpipe.strategies.portfolio import (
@@ -387,6 +387,61 @@ def test_min_change_through_portfolio_build() -> None:
     np.testing.assert_array_equal(w, [0, 0.48, 0, 0, 0, 0.5])
 
 
+def test_min_change_keeps_no_old_weight_beyond_max_gross() -> None:
+    # Previous A 0.5, B 0.5; new equal thirds. A and B move by 1/6 < 0.2, C enters by 1/3.
+    # Keeping A and B at 0.5 with C bought would hold 4/3; keeping one of them 7/6: both
+    # trade, whatever the order of the limit steps (the old code gave 0.5, 0.5, 1/3).
+    previous = [0.5, 0.5, 0.0]
+    for steps in (
+        [EqualWeight(), MaxWeight(0.5), MaxGross(1.0), MinChange(0.2)],
+        [EqualWeight(), MinChange(0.2), MaxWeight(0.5), MaxGross(1.0)],
+        [EqualWeight(), MaxGross(1.0), MinChange(0.2)],
+        [EqualWeight(), MinChange(0.2)],  # weights never sum above 1, MaxGross or not
+    ):
+        w = build(steps, [1.0, 1.0, 1.0], previous=previous)
+        np.testing.assert_allclose(w, [1 / 3, 1 / 3, 1 / 3], rtol=1e-15)
+
+
+def test_min_change_skips_the_smallest_reductions_the_room_allows() -> None:
+    # Targets 0.25 on A..D, E exits. C's small increase (0.20 -> 0.25) is skipped: 0.05 room.
+    # A's reduction (0.30 -> 0.25) costs 0.05 and fits; B's (0.32 -> 0.25, 0.07) does not.
+    score = [1.0, 1.0, 1.0, 1.0, NAN]
+    previous = [0.30, 0.32, 0.20, 0.00, 0.18]
+    w = build([EqualWeight(), MinChange(0.1)], score, previous=previous)
+    np.testing.assert_allclose(w, [0.30, 0.25, 0.20, 0.25, 0.0], rtol=1e-12)
+    assert w.sum() <= 1.0 + 1e-12
+    # Ties in cost: the first in symbol order is kept.
+    w = build([EqualWeight(), MinChange(0.1)], score, previous=[0.30, 0.30, 0.20, 0.0, 0.2])
+    np.testing.assert_allclose(w, [0.30, 0.25, 0.20, 0.25, 0.0], rtol=1e-12)
+    # MaxGross(0.9): targets 0.225, C kept at 0.20 leaves 0.025: neither reduction fits.
+    w = build([EqualWeight(), MaxGross(0.9), MinChange(0.1)], score, previous=previous)
+    np.testing.assert_allclose(w, [0.225, 0.225, 0.20, 0.225, 0.0], rtol=1e-12)
+
+
+def test_min_change_keeps_no_old_weight_above_max_weight() -> None:
+    # Same books with a cap of 0.28: A (0.30) and B (0.32) cannot keep their old weights.
+    score = [1.0, 1.0, 1.0, 1.0, NAN]
+    previous = [0.30, 0.32, 0.20, 0.00, 0.18]
+    for steps in (
+        [EqualWeight(), MaxWeight(0.28), MinChange(0.1)],
+        [EqualWeight(), MinChange(0.1), MaxWeight(0.28)],
+    ):
+        w = build(steps, score, previous=previous)
+        np.testing.assert_allclose(w, [0.25, 0.25, 0.20, 0.25, 0.0], rtol=1e-12)
+    # A previous weight exactly at the cap may be kept.
+    w = build([EqualWeight(), MaxWeight(0.3), MinChange(0.1)], score, previous=previous)
+    np.testing.assert_allclose(w, [0.30, 0.25, 0.20, 0.25, 0.0], rtol=1e-12)
+
+
+def test_min_change_on_a_bare_book_uses_a_gross_of_one() -> None:
+    # Without a Portfolio the book's limits are 1 and 1.
+    b = book([1.0] * 3, previous=[0.5, 0.5, 0.0], weight=[1 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(weights(MinChange(0.2), b), [1 / 3, 1 / 3, 1 / 3])
+    # Targets of 0.3 leave 0.1 of room: one of the two 0.1 reductions fits.
+    b = book([1.0] * 3, previous=[0.4, 0.4, 0.0], weight=[0.3, 0.3, 0.3])
+    np.testing.assert_allclose(weights(MinChange(0.2), b), [0.4, 0.3, 0.3])
+
+
 # --- Portfolio ----------------------------------------------------------------------------
 
 
@@ -408,6 +463,26 @@ def test_portfolio_full_pipeline_by_hand() -> None:
     np.testing.assert_allclose(
         w, [0.36, 0.9 * 42 / 110, 0, 0, 0, 0.9 * 24 / 110], rtol=1e-12, atol=1e-15
     )
+
+
+def test_portfolio_limits_are_the_tightest_of_its_steps() -> None:
+    p = Portfolio([EqualWeight(), MaxWeight(0.3), MaxGross(0.9), MaxWeight(0.2), MaxGross(1.5)])
+    assert (p.max_weight, p.max_gross) == (0.2, 0.9)
+    assert (Portfolio().max_weight, Portfolio().max_gross) == (1.0, 1.0)
+    assert Portfolio([EqualWeight(), MaxGross(1.5)]).max_gross == 1.0
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ([EqualWeight(), MaxWeight(0.2), EqualWeight()], "EqualWeight after MaxWeight"),
+        ([TopK(2), MaxGross(0.5), Threshold(0.0)], "Threshold after MaxGross"),
+        ([EqualWeight(), MinChange(0.1), MaxGross(0.5), ScoreWeight()], "ScoreWeight after"),
+    ],
+)
+def test_portfolio_refuses_select_or_weigh_steps_after_a_limit(steps, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Portfolio(steps)
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -491,3 +566,115 @@ def test_score_weight_maxweight_property(score: list[float], cap: float) -> None
     assert (w[~np.isnan(s)] > 0).all()
     assert (w <= cap).all()
     assert w.sum() == pytest.approx(min(1.0, n * cap) if n else 0.0, abs=1e-9)
+
+
+LIMITS = {"cap": MaxWeight, "gross": MaxGross, "change": MinChange}
+
+
+@st.composite
+def limited_pipelines(
+    draw: st.DrawFn, change_last: bool = False
+) -> tuple[list[Step], dict[str, float]]:
+    """A select step (or none), a weigh step, then some of the limit steps in any order (with
+    ``change_last``: MinChange last, after some of the others)."""
+    select = draw(
+        st.sampled_from(
+            [[], [TopK(draw(st.integers(1, 8)), draw(st.integers(0, 3)))],
+             [TopQuantile(draw(st.floats(0.05, 1.0)))], [Threshold(draw(st.floats(-1, 1)))]]
+        )
+    )  # fmt: skip
+    weigh = draw(st.sampled_from([EqualWeight(), ScoreWeight(), InverseVolatility()]))
+    if change_last:
+        order = draw(st.permutations(["cap", "gross"]))
+        chosen = [*order[: draw(st.integers(0, 2))], "change"]
+    else:
+        order = draw(st.permutations(list(LIMITS)))
+        chosen = order[: draw(st.integers(1, 3))]
+    values = {
+        "cap": draw(st.floats(0.01, 1.0)),
+        "gross": draw(st.floats(0.01, 1.5)),
+        "change": draw(st.floats(0.0, 0.99)),
+    }
+    limits = [LIMITS[name](values[name]) for name in chosen]
+    return [*select, weigh, *limits], {name: values[name] for name in chosen}
+
+
+# Previous weights: none, NaN (none), round fractions a target often lands near, any.
+previous_weights = st.lists(
+    st.one_of(
+        st.just(0.0),
+        st.just(NAN),
+        st.sampled_from([0.05, 0.1, 0.125, 0.2, 0.25, 1 / 3, 0.5, 1.0]),
+        st.floats(0.0, 1.0),
+    ),
+    min_size=10,
+    max_size=10,
+)
+volatilities = st.lists(
+    st.one_of(st.just(NAN), st.just(0.0), st.floats(0.01, 1.0)), min_size=10, max_size=10
+)
+many_scores = st.lists(st.one_of(st.just(NAN), st.floats(-5, 5)), min_size=1, max_size=10)
+
+
+def check_limits(steps: list[Step], limits: dict[str, float], score, previous, vol) -> None:
+    """Every limit holds after the pipeline; with MinChange last, each name trades to its
+    target or keeps its previous weight by MinChange's rule, as far as the limits allow."""
+    s = np.array(score)
+    n = len(s)
+    raw_previous, vol = np.array(previous[:n]), np.array(vol[:n])
+    w = Portfolio(steps).build(s, raw_previous, vol)
+    assert w.shape == s.shape
+    assert (w >= 0).all()
+    assert (w[np.isnan(s)] == 0).all()
+    cap = limits.get("cap", 1.0)
+    gross = min(1.0, limits.get("gross", 1.0))
+    assert (w <= cap).all()
+    assert w.sum() <= gross + 1e-9
+    if not isinstance(steps[-1], MinChange):
+        return
+    # The targets MinChange saw: the rest of the pipeline's weights.
+    target = Portfolio(steps[:-1]).build(s, raw_previous, vol)
+    prev = np.nan_to_num(raw_previous, nan=0.0)
+    skipped, traded = [], []
+    for i in range(n):
+        small = abs(target[i] - prev[i]) < limits["change"] and target[i] > 0
+        if not small:
+            assert w[i] == target[i]  # exits and large changes trade
+        elif prev[i] <= target[i]:
+            assert w[i] == prev[i]  # a small increase (or none) is always skipped
+        elif w[i] == prev[i]:
+            assert prev[i] <= cap
+            skipped.append(prev[i] - target[i])
+            event("small reduction skipped")
+        else:
+            assert w[i] == target[i]
+            if prev[i] <= cap:  # it traded because skipping it would break the gross
+                assert w.sum() + prev[i] - target[i] > gross - 1e-12
+                traded.append(prev[i] - target[i])
+                event("small reduction traded for lack of room")
+    if skipped and traded:
+        assert max(skipped) <= min(traded)  # the smallest reductions are skipped first
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pipeline=limited_pipelines(),
+    score=many_scores,
+    previous=previous_weights,
+    vol=volatilities,
+)
+def test_every_limit_holds_after_the_pipeline_in_any_order(pipeline, score, previous, vol) -> None:
+    check_limits(*pipeline, score, previous, vol)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    pipeline=limited_pipelines(change_last=True),
+    score=many_scores,
+    previous=previous_weights,
+    vol=volatilities,
+)
+def test_min_change_last_skips_small_changes_as_far_as_the_limits_allow(
+    pipeline, score, previous, vol
+) -> None:
+    check_limits(*pipeline, score, previous, vol)
