@@ -546,8 +546,8 @@ def demo(ctx: click.Context) -> None:
         table = f"signals_{name}"
         holdings.append(
             con.execute(
-                f"with last as (select max(date) as d from {table} where not "
-                f"isnan(target_weight)) select '{name}' as strategy, d as last_rebalance, "
+                f"with last as (select max(date) as d from {table} where target_weight is "
+                f"not null) select '{name}' as strategy, d as last_rebalance, "
                 "count(*) filter "
                 "(where target_weight > 0) as holdings, round(sum(target_weight), 6) as "
                 f"invested from {table}, last where date = d group by d"
