@@ -136,9 +136,10 @@ class Lake:
         their schema's columns (extra frame columns are dropped); other tables store every
         column, numbers as float64 and text as string, and keep the columns they were created
         with unless all their dates are rewritten. Missing values (NaN, None, NaT) are stored
-        as nulls. A date without rows gets an empty file, which
-        records that the session was synced. All checks run before anything is written, and the
-        write is atomic: on failure every partition keeps its previous content.
+        as nulls. A date without rows gets an empty file, which records that the date was done
+        (the sync does not write sessions without bars:
+        :func:`qpipe.data.sync.write_market_data`). All checks run before anything is written,
+        and the write is atomic: on failure every partition keeps its previous content.
         """
         tdir = self.path(table)
         days = sorted({_to_date(d) for d in _as_iterable(dates)})
