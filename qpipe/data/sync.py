@@ -154,12 +154,7 @@ def plan_sync(
         offered = {ts.date(): int(n) for ts, n in counts.items()}
         future_rows = sum(n for day, n in offered.items() if day > latest)
         held = project.lake.row_counts("bars", lo, hi) if candidates else {}
-        for day in candidates:
-            if day not in held:
-                if day not in offered:
-                    unavailable.append(day)
-            elif held[day] < offered.get(day, 0):
-                short[day] = (held[day], offered[day])
+        short, unavailable = compare_bars(candidates, held, offered)
         present: Iterable[dt.date] = (set(held) - set(short)) | set(unavailable)
     else:
         present = project.lake.dates("bars")
@@ -167,6 +162,22 @@ def plan_sync(
     return SyncPlan(
         plan.sessions, plan.missing, short, unavailable, future_rows, latest, source.name
     )
+
+
+def compare_bars(
+    candidates: Sequence[dt.date], held: dict[dt.date, int], offered: dict[dt.date, int]
+) -> tuple[dict[dt.date, tuple[int, int]], list[dt.date]]:
+    """Sessions of ``candidates`` whose lake partition holds fewer bars (``held``) than the
+    source has (``offered``), as ``{day: (held, offered)}``, and those with no partition that
+    the source has no bars for either. A session absent from a mapping has no partition / no
+    bars."""
+    short = {
+        day: (held[day], offered[day])
+        for day in candidates
+        if day in held and held[day] < offered.get(day, 0)
+    }
+    unavailable = [day for day in candidates if day not in held and not offered.get(day, 0)]
+    return short, unavailable
 
 
 def plan_missing(

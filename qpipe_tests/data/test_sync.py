@@ -7,6 +7,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 from dagster import DagsterInstance
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qpipe.cli import failure_message
 from qpipe.data.schema import MarketData
@@ -320,3 +322,41 @@ def test_synthetic_plan_does_not_read_partition_footers(small_project, monkeypat
     monkeypatch.setattr(Lake, "row_counts", no_footers)
     plan = plan_sync(small_project, now=pd.Timestamp("2024-02-02 18:00", tz=NY))
     assert (plan.first, plan.last) == (D(2024, 2, 1), D(2024, 2, 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.one_of(st.none(), st.integers(0, 3)), st.integers(0, 3)),
+        min_size=1,
+        max_size=15,
+    )
+)
+def test_a_gap_never_outlives_the_next_sync(cells):
+    """Per session: the lake's bars (None: no partition) and the source's. The plan covers
+    every session the lake lacks (no partition while the source has bars, or fewer bars than
+    the source); syncing it as ``write_market_data`` does (sessions with bars replaced, the
+    others left as they are) leaves nothing to plan."""
+    from qpipe.data.sync import compare_bars, plan_missing
+
+    days = [D(2024, 1, 1) + dt.timedelta(days=i) for i in range(len(cells))]
+    held = {d: h for d, (h, _) in zip(days, cells, strict=True) if h is not None}
+    offered = {d: o for d, (_, o) in zip(days, cells, strict=True) if o}
+
+    def plan_for(held):
+        short, unavailable = compare_bars(days, held, offered)
+        return plan_missing(days, (set(held) - set(short)) | set(unavailable))
+
+    lacking = []
+    for d, (h, o) in zip(days, cells, strict=True):
+        if (h is None and o > 0) or (h is not None and h < o):
+            lacking.append(d)
+    plan = plan_for(held)
+    assert plan.missing == len(lacking)
+    assert set(lacking) <= set(plan.sessions)
+    assert bool(plan) == bool(lacking)
+    synced = dict(held)
+    for d in plan.sessions:
+        if offered.get(d, 0):
+            synced[d] = offered[d]
+    assert not plan_for(synced)
