@@ -146,13 +146,17 @@ def _run_sync(
 
     project = _project(ctx)
     plan = plan_sync(project, start, end, refresh=refresh)
+    console = _console()
+    if plan:
+        console.print(
+            f"Syncing {len(plan.sessions)} sessions {plan.first} .. {plan.last} ({plan.missing} "
+            f"missing) from the {project.source.name} source into {project.lake.root}"
+        )
+    for note in plan.notes():  # short and unavailable sessions by name, future rows ignored
+        console.print(f"  {note}", markup=False, highlight=False)
     if not plan:
-        _console().print("The lake already holds every session in range; nothing to sync.")
+        console.print("The lake already holds every session in range; nothing to sync.")
         return
-    _console().print(
-        f"Syncing {len(plan.sessions)} sessions {plan.first} .. {plan.last} "
-        f"({plan.missing} missing) from the {project.source.name} source into {project.lake.root}"
-    )
     _execute(ctx, "sync_market_data", plan, record)
 
 
@@ -231,6 +235,9 @@ def _execute(
             f"  {mat.asset_key.to_user_string():<22} {m['rows'].value:>9,} rows  "
             f"{m['partitions'].value:>5} sessions  {m['symbols'].value:>5} symbols{extra}"
         )
+        if "sync_notes" in m:  # sessions of the run not written, by name
+            for note in m["sync_notes"].value.splitlines():
+                console.print(f"  {note}", markup=False, highlight=False)
     for ev in result.get_asset_check_evaluations():
         status = (
             "[green]ok[/]"
@@ -546,8 +553,8 @@ def demo(ctx: click.Context) -> None:
         table = f"signals_{name}"
         holdings.append(
             con.execute(
-                f"with last as (select max(date) as d from {table} where not "
-                f"isnan(target_weight)) select '{name}' as strategy, d as last_rebalance, "
+                f"with last as (select max(date) as d from {table} where target_weight is "
+                f"not null) select '{name}' as strategy, d as last_rebalance, "
                 "count(*) filter "
                 "(where target_weight > 0) as holdings, round(sum(target_weight), 6) as "
                 f"invested from {table}, last where date = d group by d"

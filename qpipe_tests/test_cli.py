@@ -284,3 +284,56 @@ def test_config_checks_strategies_against_factors(isolated_env, tmp_path):
     result = CliRunner().invoke(cli, ["--config", str(cfg), "config"])
     assert result.exit_code != 0  # main() prints qpipe's errors without a trace
     assert "strategies.s.params.factors.momentum: unknown factor" in str(result.exception)
+
+
+def test_sync_retries_a_gap_and_ignores_future_rows(isolated_env, tmp_path):
+    """A files source: a session missing from the file is named and not written, the complete
+    file fills it; rows dated after the latest closed session are counted and never written.
+    Dates are relative to the clock: the future rows are two and three sessions ahead."""
+    import datetime as dt
+
+    from qpipe.calendars import TradingCalendar
+
+    cal = TradingCalendar("XNYS", "2020-01-02")
+    now = pd.Timestamp.now(tz="UTC")
+    last = cal.latest_closed_session(now, dt.timedelta(hours=3))  # closed, past the sync delay
+    past = cal.sessions(end=last)[-4:]
+    ahead = cal.next_session(cal.next_session(cal.latest_closed_session(now)))
+    future = [ahead, cal.next_session(ahead)]
+    gap = past[1]
+
+    def rows(days):
+        return [(d.isoformat(), s, 10.0, 10.5, 9.5, 10.2, 1000) for d in days for s in ("A", "B")]
+
+    columns = ["date", "symbol", "open", "high", "low", "close", "volume"]
+    prices = tmp_path / "prices.csv"
+    gappy = [d for d in past if d != gap]
+    pd.DataFrame(rows(gappy + future), columns=columns).to_csv(prices, index=False)
+    cfg = write_config(
+        tmp_path / "files.yaml",
+        {
+            "calendar": {"start": past[0].isoformat()},
+            "data": {"source": "files", "files": {"path": str(prices)}},
+        },
+    )
+
+    def synced():
+        return sorted(
+            dt.date.fromisoformat(p.name[5:]) for p in (isolated_env / "lake" / "bars").iterdir()
+        )
+
+    first = invoke("--config", str(cfg), "sync")
+    assert first.exit_code == 0, first.output
+    text = " ".join(first.output.split())
+    assert f"4 rows dated after {cal.latest_closed_session(now)}" in text
+    assert "no bars from the files source for 1 session, not written" in text
+    assert str(gap) in text
+    assert synced() == gappy
+    again = " ".join(invoke("--config", str(cfg), "sync").output.split())
+    assert "nothing to sync" in again and str(gap) in again
+
+    pd.DataFrame(rows(past + future), columns=columns).to_csv(prices, index=False)
+    filled = invoke("--config", str(cfg), "sync")
+    assert filled.exit_code == 0, filled.output
+    assert f"Syncing 1 sessions {gap} .. {gap}" in filled.output
+    assert synced() == past

@@ -1,7 +1,7 @@
 """The factor report at rest: one Parquet file per table under ``<lake>/factor_report/``
 (``summary``, ``ic``, ``quantiles``, ``correlation``; see
-:func:`qpipe.analytics.factor_eda.report_tables`), each replaced atomically, and how it is
-computed from the lake."""
+:func:`qpipe.analytics.factor_eda.report_tables`), each replaced atomically (missing values
+NULL in the files, NaN when read back), and how it is computed from the lake."""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@
 rewritten as one piece, so it is kept as files rather than as per-session partitions. Every
 file has a ``strategy`` column; DuckDB reads them as the views ``backtest_daily``,
 ``backtest_positions``, ``backtest_fills``, ``backtest_metrics`` and
-``backtest_risk_events``."""
+``backtest_risk_events``. Missing values (a benchmark before it lists, a metric that is
+undefined) are NULL in the files (:func:`~qpipe.data.lake.write_frame`) and NaN again in what
+:func:`load_output` and :func:`load_result` return."""
 
 from __future__ import annotations
 

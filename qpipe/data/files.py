@@ -93,6 +93,7 @@ class FilesSource(DataSource):
     """
 
     name = "files"
+    rows_at_hand = True
 
     def __init__(self, calendar: TradingCalendar, config: FilesSourceConfig) -> None:
         super().__init__(calendar)

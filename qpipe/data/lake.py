@@ -7,6 +7,11 @@ datasets. Files of the tables in :data:`~qpipe.data.schema.TABLE_SCHEMAS` follow
 other tables store numeric columns as float64 and text columns as string. Every file holds one
 session's rows sorted by symbol, with ``(date, symbol)`` unique.
 
+Missing values are NULL at rest: a float NaN (or None, ``pd.NA``, NaT) is written as a Parquet
+null, so SQL over the files filters and aggregates them as SQL does (``count(col)`` skips them,
+``sum(col)`` ignores them, ``col > 1`` is not true for them). :meth:`Lake.read` gives them back
+as NaN (NaT for timestamps, None for text), as the in-memory code expects.
+
 Writes are atomic per call: every partition is first written (and fsynced) under a temporary
 name that readers ignore (``.data.parquet.<uuid>.tmp``), and only when all are on disk are they
 renamed onto ``data.parquet``. A failure before the renames leaves every partition as it was.
@@ -106,6 +111,19 @@ class Lake:
         """Sessions of ``table`` with a complete ``data.parquet``, sorted (empty if none)."""
         return [dt.date.fromisoformat(day) for day, _ in self._partitions(table)]
 
+    def row_counts(
+        self, table: str, start: DateInput | None = None, end: DateInput | None = None
+    ) -> dict[dt.date, int]:
+        """Rows of each complete partition of ``table`` with date in ``[start, end]`` (None:
+        unbounded), from the Parquet footers alone (no data is read; about 0.1 ms a partition)."""
+        lo = _to_date(start).isoformat() if start is not None else None
+        hi = _to_date(end).isoformat() if end is not None else None
+        return {
+            dt.date.fromisoformat(day): _open(path).metadata.num_rows
+            for day, path in self._partitions(table)
+            if (lo is None or day >= lo) and (hi is None or day <= hi)
+        }
+
     # ------------------------------------------------------------------ write
 
     def write(
@@ -117,9 +135,11 @@ class Lake:
         ``dates``; ``(date, symbol)`` must be unique. Tables of ``TABLE_SCHEMAS`` keep exactly
         their schema's columns (extra frame columns are dropped); other tables store every
         column, numbers as float64 and text as string, and keep the columns they were created
-        with unless all their dates are rewritten. A date without rows gets an empty file, which
-        records that the session was synced. All checks run before anything is written, and the
-        write is atomic: on failure every partition keeps its previous content.
+        with unless all their dates are rewritten. Missing values (NaN, None, NaT) are stored
+        as nulls. A date without rows gets an empty file, which records that the date was done
+        (the sync does not write sessions without bars:
+        :func:`qpipe.data.sync.write_market_data`). All checks run before anything is written,
+        and the write is atomic: on failure every partition keeps its previous content.
         """
         tdir = self.path(table)
         days = sorted({_to_date(d) for d in _as_iterable(dates)})
@@ -473,7 +493,7 @@ def _to_array(table: str, field: pa.Field, column: pd.Series) -> pa.Array:
     try:
         if pa.types.is_floating(field.type):
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            return pa.array(values, type=field.type)  # NaN stays NaN (not null)
+            return pa.array(values, type=field.type, from_pandas=True)  # NaN -> null
         if pa.types.is_timestamp(field.type):
             return pa.array(column.to_numpy(dtype="datetime64[ns]"), type=field.type)
         return pa.array(column, type=field.type, from_pandas=True)
@@ -515,13 +535,17 @@ def _sort_and_check(
 
 
 def write_frame(frame: pd.DataFrame, path: Path | str) -> Path:
-    """Write ``frame`` as one Parquet file at ``path``, atomically: a temporary file beside
-    it, fsynced, then renamed over it (a reader sees the old file or the new one)."""
+    """Write ``frame`` (without its index) as one Parquet file at ``path``, atomically: a
+    temporary file beside it, fsynced, then renamed over it (a reader sees the old file or the
+    new one). Missing values (NaN, None, NaT) are written as nulls, as in the lake's
+    partitions; ``pd.read_parquet`` gives them back as NaN/None/NaT."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
-        frame.to_parquet(tmp, index=False)
+        # Table.from_pandas converts with pandas' notion of missing: NaN in a float column
+        # becomes null (pa.array on a bare numpy array would keep it as NaN).
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)

@@ -2,9 +2,11 @@
 
 Each view reads ``<root>/<table>/*/data.parquet`` with Hive partitioning, so ``date`` is a DATE
 column taken from the path (first in the view) and a filter on it only opens the matching
-partitions. Views are resolved when a query runs: new partitions written after :func:`connect`
-are seen, tables created after it are not. The connection keeps nothing on disk (no database
-file, no spilling), so readers never lock the lake or get in a writer's way.
+partitions. Missing values are NULL in the files (:mod:`qpipe.data.lake`), so ``count``,
+``sum`` and comparisons treat them as SQL does. Views are resolved when a query runs: new
+partitions written after :func:`connect` are seen, tables created after it are not. The
+connection keeps nothing on disk (no database file, no spilling), so readers never lock the
+lake or get in a writer's way.
 """
 
 from __future__ import annotations

@@ -22,6 +22,13 @@ class DataSource(ABC):
 
     name: str = "source"
 
+    rows_at_hand: bool = False
+    """True when the source holds its rows in memory (files read once): asking how many bars
+    it has per session is then cheap, so a sync compares that with the lake (a session the lake
+    holds fewer bars of is synced again) and counts rows dated after the latest closed session.
+    False when the source is complete by construction (synthetic) or asking means fetching
+    (IB)."""
+
     def __init__(self, calendar: TradingCalendar) -> None:
         self.calendar = calendar
 
@@ -39,6 +46,14 @@ class DataSource(ABC):
         self, start: DateLike, end: DateLike, symbols: Sequence[str] | None = None
     ) -> MarketData:
         """Bars and corporate actions with dates in ``[start, end]`` for ``symbols`` (None: all)."""
+
+    def bars_per_session(
+        self, start: DateLike, end: DateLike, symbols: Sequence[str] | None = None
+    ) -> pd.Series:
+        """How many bars the source has on each date in ``[start, end]`` for ``symbols`` (None:
+        all), indexed by date (Timestamp); dates without bars are absent. Fetches the range:
+        cheap only where :attr:`rows_at_hand`."""
+        return self.fetch(start, end, symbols).bars.groupby("date").size()
 
     @abstractmethod
     def coverage(self) -> tuple[dt.date, dt.date | None]:

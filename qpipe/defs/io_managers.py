@@ -10,6 +10,7 @@ from dagster import ConfigurableIOManager, InputContext, OutputContext
 
 from qpipe.data.lake import Lake
 from qpipe.data.schema import MarketData
+from qpipe.data.sync import write_market_data
 from qpipe.settings import data_dir
 
 
@@ -17,10 +18,12 @@ class LakeIOManager(ConfigurableIOManager):
     """Stores DataFrames with a ``date`` column in ``<data_dir>/lake/<asset name>/``.
 
     :class:`~qpipe.data.schema.MarketData` goes to two tables: bars under the asset's name and
-    actions in ``corporate_actions``. A run covering many partitions (a single-run backfill)
-    writes every partition key of the run at once, atomically per partition and idempotently (a
-    re-run replaces the same days). Sessions of the run with no rows get an empty partition, so
-    the lake records them as done.
+    actions in ``corporate_actions``, through :func:`~qpipe.data.sync.write_market_data`: a
+    session without bars is not written, so it stays missing and the next sync asks for it
+    again. A run covering many partitions (a single-run backfill) writes every partition key of
+    the run at once, atomically per partition and idempotently (a re-run replaces the same
+    days). Other assets' sessions with no rows get an empty partition, so the lake records them
+    as done.
     """
 
     data_dir: str | None = None
@@ -39,10 +42,9 @@ class LakeIOManager(ConfigurableIOManager):
             dates = sorted(pd.to_datetime(frame["date"]).dt.date.unique())
         lake = self.lake()
         if isinstance(obj, MarketData):
-            # Actions first: a session present in `bars` (what a sync looks for) then always
-            # has its corporate actions too, even if the bars write fails.
-            lake.write("corporate_actions", obj.actions, dates)
-        summary = lake.write(table, frame, dates)
+            summary = write_market_data(lake, obj, dates, table)
+        else:
+            summary = lake.write(table, frame, dates)
         metadata: dict[str, object] = {
             "rows": summary.rows,
             "partitions": summary.partitions,

@@ -1,7 +1,8 @@
 """The live journal: every rebalance's account snapshot, intended orders, submitted orders,
 reconciliation, the fills seen so far and refusals (events), appended to
-``<lake>/live/journal/<kind>.parquet`` (each write atomic), with the run, session and
-strategy on every row; the viewer's Live page reads it."""
+``<lake>/live/journal/<kind>.parquet`` (each write atomic; missing values NULL in the files,
+NaN when read back), with the run, session and strategy on every row; the viewer's Live page
+reads it."""
 
 from __future__ import annotations
 

@@ -419,3 +419,11 @@ def test_write_reports_progress(tmp_path) -> None:
         Lake(tmp_path).write("prices", frame, days)
     assert seen[0] == ("write prices", 0, 250) and seen[-1] == ("write prices", 250, 250)
     assert [d for _, d, _ in seen] == sorted(d for _, d, _ in seen)
+
+
+def test_row_counts_from_the_footers(lake: Lake) -> None:
+    lake.write("bars", SAMPLE, [D1, D2, D3, "2024-01-05"])  # 2024-01-05: an empty partition
+    want = SAMPLE.groupby(SAMPLE["date"].dt.date).size().to_dict() | {dt.date(2024, 1, 5): 0}
+    assert lake.row_counts("bars") == want == {D1: 3, D2: 2, D3: 2, dt.date(2024, 1, 5): 0}
+    assert lake.row_counts("bars", D2, D3) == {D2: 2, D3: 2}
+    assert lake.row_counts("nothing") == {}

@@ -64,3 +64,38 @@ def test_only_missing_sessions_are_requested(small_project, small_config):
     )
     result, _ = evaluate(small_project, small_config, "2024-03-01 17:00")
     assert not result.run_requests and "already holds" in result.skip_message
+
+
+def test_a_gap_is_requested_again_once_the_source_has_it(tmp_path):
+    """A files source missing 2024-01-04 entirely: the sync leaves it out of the lake, the
+    tick names it without requesting it; once the file has it, the tick requests it."""
+    from qpipe.data.schema import MarketData
+    from qpipe.data.sync import fetch_sessions, write_market_data
+    from qpipe.project import Project
+    from qpipe_tests.conftest import write_config
+
+    columns = ["date", "symbol", "open", "high", "low", "close", "volume"]
+    days = ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]
+    complete = [(d, s, 10.0, 10.5, 9.5, 10.2, 1000.0) for d in days for s in ("A", "B")]
+    prices = tmp_path / "prices.csv"
+    pd.DataFrame([r for r in complete if r[0] != "2024-01-04"], columns=columns).to_csv(
+        prices, index=False
+    )
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        {
+            "calendar": {"start": days[0], "end": days[-1]},
+            "data": {"source": "files", "files": {"path": str(prices)}},
+        },
+    )
+    project = Project.load(cfg, tmp_path / "data")
+    batch = fetch_sessions(project, days)
+    write_market_data(project.lake, MarketData(batch.bars, batch.actions), days)
+    assert batch.empty == [pd.Timestamp("2024-01-04").date()]
+    result, _ = evaluate(project, cfg, "2024-01-05 17:00")
+    assert not result.run_requests
+    assert "already holds" in result.skip_message and "2024-01-04" in result.skip_message
+
+    pd.DataFrame(complete, columns=columns).to_csv(prices, index=False)
+    req = single(evaluate(Project.load(cfg, tmp_path / "data"), cfg, "2024-01-05 17:00")[0])
+    assert (req.tags[RANGE_START_TAG], req.tags[RANGE_END_TAG]) == ("2024-01-04", "2024-01-04")

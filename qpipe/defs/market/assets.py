@@ -1,5 +1,7 @@
 """``bars``: one fetch from the data source per run, written to the lake one partition per
-session, with the session's corporate actions stored beside it in their own lake table."""
+session, with the session's corporate actions stored beside it in their own lake table.
+Sessions without bars and sessions after the latest closed session are not written; the run's
+log and metadata name them."""
 
 from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, Output, asset
 
@@ -41,7 +43,9 @@ def build_market_assets(project: Project) -> AssetsDefinition:
 
         with listening(log_progress):
             batch = fetch_sessions(proj, context.partition_keys)
-        yield Output(MarketData(batch.bars, batch.actions))
+        for note in batch.notes():  # sessions that will not be written, by name
+            context.log.warning(note)
+        yield Output(MarketData(batch.bars, batch.actions), metadata=batch.metadata())
         for outcome in batch.checks:
             yield to_check_result(outcome)
 

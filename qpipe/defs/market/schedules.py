@@ -53,10 +53,12 @@ def sync_cron(project: Project) -> str:
 
 
 def build_nightly_sync(project: Project, job: "UnresolvedAssetJobDefinition") -> ScheduleDefinition:
-    """After each session's close, sync every session not yet in the lake in one run.
+    """After each session's close, sync every session the lake lacks in one run (missing, or
+    short of the source's bars where the source can say; never a session after the latest
+    closed one).
 
     Skips holidays and weekends-with-no-session, and evaluations where the lake is already
-    complete; the run key is the last session, so a tick is never run twice.
+    complete; the run key is the planned range, so a tick is never run twice.
     """
 
     @schedule(
@@ -74,8 +76,11 @@ def build_nightly_sync(project: Project, job: "UnresolvedAssetJobDefinition") ->
         if not proj.calendar.is_session(today):
             return SkipReason(f"{today} is not an {proj.calendar.exchange} session")
         plan = plan_sync(proj, now=now)
+        notes = plan.notes()  # short, unavailable sessions and future rows, by name
+        for note in notes:
+            context.log.info(note)
         if not plan:
-            return SkipReason("the lake already holds every closed session")
+            return SkipReason("; ".join(["the lake already holds every closed session", *notes]))
         return RunRequest(
             run_key=f"sync-{plan.first}-{plan.last}",
             tags=partition_range_tags(plan.first, plan.last),
