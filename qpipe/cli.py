@@ -745,7 +745,8 @@ def live_cancel_all(
 @cli.command("config")
 @click.pass_context
 def show_config(ctx: click.Context) -> None:
-    """Validate the configuration and print it with every default filled in."""
+    """Validate the configuration and print it in effect, defaults filled in (a strategy's unused
+    parameters left out)."""
     import yaml
 
     project = _project(ctx)
