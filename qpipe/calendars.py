@@ -10,9 +10,15 @@ import datetime as dt
 from functools import cached_property
 
 import exchange_calendars as xcals
+import numpy as np
 import pandas as pd
 
 SUPPORTED_EXCHANGES = ("XNYS", "XSHG")
+
+DEFAULT_SESSIONS_PER_YEAR = 252.0
+"""Sessions per year where no calendar is given: the conventional 252 (XNYS averages about
+252, XSHG about 242: a configured project annualises with its calendar's
+:attr:`TradingCalendar.sessions_per_year`)."""
 
 DateLike = str | dt.date | dt.datetime | pd.Timestamp
 
@@ -73,6 +79,32 @@ class TradingCalendar:
     def _sessions(self) -> pd.DatetimeIndex:
         s = self._cal.sessions
         return s[s >= pd.Timestamp(self.start)]
+
+    @cached_property
+    def sessions_per_year(self) -> float:
+        """The mean number of sessions per full calendar year of this calendar's schedule
+        (its sessions from ``start`` to its end, about a year ahead): the annualisation
+        factor of daily figures (volatility x sqrt of it, mean return x it, CAGR over
+        sessions / it years). A year is full when the schedule holds a session before its
+        first and after its last one; with no full year, the sessions per 365.2425 days of
+        the whole schedule. About 252 for XNYS and 242 for XSHG; it moves by a fraction of a
+        session when ``start`` changes or a new year enters the schedule."""
+        own = self._sessions
+        if len(own) == 0:
+            raise ValueError(f"{self!r} has no sessions")
+        whole = self._cal.sessions
+        years = own.year
+        first = own[np.r_[True, years[1:] != years[:-1]]]
+        last = own[np.r_[years[1:] != years[:-1], True]]
+        before = whole.searchsorted(first, side="left") - 1
+        after = whole.searchsorted(last, side="right")
+        starts = (before >= 0) & (whole[np.maximum(before, 0)].year < first.year)
+        ends = (after < len(whole)) & (whole[np.minimum(after, len(whole) - 1)].year > last.year)
+        full = first.year[starts & ends]
+        if len(full):
+            return float(np.isin(years, full).sum() / len(full))
+        days = (own[-1] - own[0]).days + 1
+        return float(len(own) * 365.2425 / days)
 
     def sessions(self, start: DateLike | None = None, end: DateLike | None = None) -> list[dt.date]:
         """Sessions in the closed interval ``[start, end]`` (defaults: the calendar's bounds)."""

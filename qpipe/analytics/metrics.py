@@ -1,16 +1,23 @@
 """Performance metrics of an equity curve, on daily (session) returns.
 
-Conventions: returns are simple returns of the end-of-day NAV; a year is 252 sessions;
-annualised volatility is the sample std (ddof 1) of daily returns x sqrt(252); Sharpe is the
-mean daily return over its std x sqrt(252) with a zero risk-free rate; Sortino uses the
-downside deviation ``sqrt(mean(min(r, 0)^2))``; CAGR compounds over ``sessions / 252`` years;
-the maximum drawdown is the largest fall from a running peak (a positive fraction) and its
-duration the longest stretch of sessions below a previous peak; Calmar is CAGR over the
+Conventions (those of empyrical, the reference the tests compare with, except where said):
+returns are simple returns of the end-of-day NAV; ``P`` is the number of sessions per year
+(``periods_per_year``: the configured calendar's
+:attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`, 252 when none is given);
+annualised volatility is the sample std (ddof 1) of daily returns x sqrt(P); Sharpe is the
+mean daily return over its std x sqrt(P) with a zero risk-free rate; Sortino is the mean daily
+return over the downside deviation ``sqrt(mean(min(r, 0)^2))`` x sqrt(P); CAGR compounds the
+total return over ``n / P`` years (``n`` daily returns); the maximum drawdown is the largest
+fall from a running peak, reported as a positive fraction (empyrical reports it negative);
+its duration is the longest stretch of sessions below a previous peak; Calmar is CAGR over the
 maximum drawdown; the hit rate is the share of sessions with a positive return among those
-with a non-zero one. Against a benchmark (prices or NAV): beta and alpha from an OLS of the
-daily returns (alpha annualised x 252), tracking error (std of active returns x sqrt(252)) and
-information ratio (annualised mean active return over tracking error). Undefined values are
-NaN.
+with a non-zero one. Against a benchmark (prices or NAV), on the sessions where both have a
+return: beta is ``cov(r, b) / var(b)``; alpha is the mean daily excess over beta,
+``mean(r - beta b)``, compounded to a year, ``(1 + mean)^P - 1`` (a yearly rate, like CAGR);
+the tracking error is the std of active returns ``r - b`` x sqrt(P); the information ratio
+is the annualised mean active return over the tracking error, ``mean(r - b) / std(r - b) x
+sqrt(P)`` (empyrical's ``excess_sharpe`` is the same ratio, not annualised). Undefined values
+are NaN.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-YEAR = 252
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
 
 def daily_returns(equity: pd.Series) -> pd.Series:
@@ -42,24 +49,32 @@ def max_drawdown_duration(equity: pd.Series) -> int:
 
 
 def performance_metrics(
-    equity: pd.Series, daily: pd.DataFrame | None = None, benchmark: pd.Series | None = None
+    equity: pd.Series,
+    daily: pd.DataFrame | None = None,
+    benchmark: pd.Series | None = None,
+    periods_per_year: float = DEFAULT_SESSIONS_PER_YEAR,
 ) -> dict[str, float]:
-    """The headline metrics of ``equity`` (see the module docstring); ``daily`` adds
-    average turnover and total costs, ``benchmark`` beta, alpha, tracking error and IR."""
+    """The headline metrics of ``equity`` (see the module docstring), annualised with
+    ``periods_per_year`` sessions (recorded as the ``periods_per_year`` entry); ``daily``
+    adds average turnover (and its yearly sum) and total costs, ``benchmark`` beta, alpha,
+    tracking error and IR."""
+    if not periods_per_year > 0:
+        raise ValueError(f"periods_per_year must be > 0, got {periods_per_year}")
+    year = float(periods_per_year)
     r = daily_returns(equity)
     n = len(r)
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"periods_per_year": year}
     total = float(equity.iloc[-1] / equity.iloc[0] - 1.0) if len(equity) else np.nan
-    years = n / YEAR
+    years = n / year
     out["total_return"] = total
     out["cagr"] = (
         float((1.0 + total) ** (1.0 / years) - 1.0) if years > 0 and total > -1 else np.nan
     )
     std = float(r.std(ddof=1)) if n > 1 else np.nan
-    out["volatility"] = std * np.sqrt(YEAR)
-    out["sharpe"] = float(r.mean() / std * np.sqrt(YEAR)) if std and std > 0 else np.nan
+    out["volatility"] = std * np.sqrt(year)
+    out["sharpe"] = float(r.mean() / std * np.sqrt(year)) if std and std > 0 else np.nan
     downside = float(np.sqrt(np.mean(np.minimum(r.to_numpy(), 0.0) ** 2))) if n else np.nan
-    out["sortino"] = float(r.mean() / downside * np.sqrt(YEAR)) if downside > 0 else np.nan
+    out["sortino"] = float(r.mean() / downside * np.sqrt(year)) if downside > 0 else np.nan
     dd = drawdown(equity)
     out["max_drawdown"] = float(dd.max()) if len(dd) else np.nan
     out["max_drawdown_duration"] = float(max_drawdown_duration(equity))
@@ -68,16 +83,22 @@ def performance_metrics(
     out["hit_rate"] = float((moving > 0).mean()) if len(moving) else np.nan
     if daily is not None and len(daily):
         out["avg_turnover"] = float(daily["turnover"].mean())
-        out["annual_turnover"] = out["avg_turnover"] * YEAR
+        out["annual_turnover"] = out["avg_turnover"] * year
         out["total_costs"] = float(daily["costs"].sum())
     if benchmark is not None:
-        out.update(relative_metrics(r, benchmark))
+        out.update(relative_metrics(r, benchmark, year))
     return out
 
 
-def relative_metrics(returns: pd.Series, benchmark: pd.Series) -> dict[str, float]:
-    """Beta, alpha (annualised), tracking error and information ratio of daily ``returns``
-    against the daily returns of ``benchmark`` (prices or NAV), on the common sessions."""
+def relative_metrics(
+    returns: pd.Series,
+    benchmark: pd.Series,
+    periods_per_year: float = DEFAULT_SESSIONS_PER_YEAR,
+) -> dict[str, float]:
+    """Beta, alpha (compounded to a year of ``periods_per_year`` sessions), tracking error
+    and information ratio (annualised) of daily ``returns`` against the daily returns of
+    ``benchmark`` (prices or NAV), on the sessions where both have a return."""
+    year = float(periods_per_year)
     b = daily_returns(benchmark.astype(float))
     joined = pd.concat([returns.rename("r"), b.rename("b")], axis=1, join="inner").dropna()
     nan = {"beta": np.nan, "alpha": np.nan, "tracking_error": np.nan, "information_ratio": np.nan}
@@ -85,10 +106,11 @@ def relative_metrics(returns: pd.Series, benchmark: pd.Series) -> dict[str, floa
         return nan
     var_b = float(joined["b"].var(ddof=1))
     beta = float(joined["r"].cov(joined["b"]) / var_b) if var_b > 0 else np.nan
-    alpha = float((joined["r"].mean() - beta * joined["b"].mean()) * YEAR)
+    alpha = float((1.0 + (joined["r"] - beta * joined["b"]).mean()) ** year - 1.0)
     active = joined["r"] - joined["b"]
-    te = float(active.std(ddof=1) * np.sqrt(YEAR))
-    ir = float(active.mean() * YEAR / te) if te > 0 else np.nan
+    active_std = float(active.std(ddof=1))
+    te = active_std * np.sqrt(year)
+    ir = float(active.mean() / active_std * np.sqrt(year)) if active_std > 0 else np.nan
     return {"beta": beta, "alpha": alpha, "tracking_error": te, "information_ratio": ir}
 
 

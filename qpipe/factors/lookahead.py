@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 from qpipe.data.schema import MarketData
 from qpipe.factors.panel import compute
 from qpipe.factors.registry import FactorLibrary
@@ -33,12 +34,14 @@ def lookahead_violations(
     full: xr.Dataset | None = None,
     sectors: Mapping[str, str] | None = None,
     rtol: float = 1e-9,
+    sessions_per_year: float = DEFAULT_SESSIONS_PER_YEAR,
 ) -> dict[str, list[str]]:
     """Factors whose value at one of ``dates`` changes when the history is cut there (to the
     factor's own look-back), with the dates where it does. ``full`` may pass the panels
-    already computed on all of ``market``."""
+    already computed on all of ``market`` (with the same ``sessions_per_year``)."""
     if full is None:
-        full = compute(market, names, library=library, sectors=sectors)
+        full = compute(market, names, library=library, sectors=sectors,
+                       sessions_per_year=sessions_per_year)  # fmt: skip
     by_lookback: dict[int, list[str]] = {}
     for name in names:
         by_lookback.setdefault(library[name].lookback, []).append(name)
@@ -47,8 +50,9 @@ def lookahead_violations(
         # Factors of one look-back share the cut history (one pass over the inputs).
         for lookback, group in by_lookback.items():
             parts = compute(
-                truncated(market, t, lookback), group, t, t, library=library, sectors=sectors
-            )
+                truncated(market, t, lookback), group, t, t, library=library, sectors=sectors,
+                sessions_per_year=sessions_per_year,
+            )  # fmt: skip
             if parts.sizes["date"] == 0:
                 continue
             for name in group:

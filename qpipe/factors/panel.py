@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from qpipe.calendars import DateLike, to_date
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR, DateLike, to_date
 from qpipe.data.schema import ACTION_COLUMNS, MarketData, empty_frame
 from qpipe.factors.inputs import FactorInputs
 from qpipe.factors.registry import Factor, FactorLibrary
@@ -75,11 +75,13 @@ def build_inputs(
     bars: pd.DataFrame,
     actions: pd.DataFrame | None = None,
     sectors: Mapping[str, str] | None = None,
+    sessions_per_year: float = DEFAULT_SESSIONS_PER_YEAR,
 ) -> FactorInputs:
     """Forward-adjusted input panels on the grid of ``bars``' dates and symbols.
 
     ``bars`` has the contract columns (open/high/low/volume may be NaN; an optional ``vwap``
     column is used when present). ``actions`` may reach further back than ``bars``.
+    ``sessions_per_year`` (the calendar's) annualises the factors' volatilities.
     """
     date_codes, date_values = pd.factorize(bars["date"], sort=True)
     symbol_codes, symbol_values = pd.factorize(bars["symbol"].astype(str), sort=True)
@@ -130,6 +132,7 @@ def build_inputs(
         returns=panel(returns),
         dollar_volume=panel(dollar_volume),
         sector=xr.DataArray(labels, coords={"symbol": symbols}, dims=("symbol",)),
+        sessions_per_year=sessions_per_year,
     )
 
 
@@ -151,6 +154,7 @@ def compute(
     library: FactorLibrary | None = None,
     sectors: Mapping[str, str] | None = None,
     workers: int | None = None,
+    sessions_per_year: float = DEFAULT_SESSIONS_PER_YEAR,
 ) -> xr.Dataset:
     """Factor panels for ``names`` (None: the whole library) on dates ``[start, end]``.
 
@@ -158,6 +162,9 @@ def compute(
     ``start`` that it holds is used as look-back (each factor reads only its own declared
     look-back of it, rounded up to a power of two), and a look-back longer than the history
     gives NaN. The result has one float64 variable per factor over dims ``(date, symbol)``.
+
+    ``sessions_per_year`` (the calendar's
+    :attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`) annualises volatilities.
 
     Factors run on ``workers`` threads (None: one per available core; the kernels release
     the GIL), so factor functions must not modify their inputs; results do not depend on
@@ -168,7 +175,7 @@ def compute(
     library = library or default_library()
     chosen = list(names) if names is not None else library.names()
     factors = [library[n] for n in chosen]
-    inputs = build_inputs(bars, actions, sectors)
+    inputs = build_inputs(bars, actions, sectors, sessions_per_year)
     lo = pd.Timestamp(to_date(start)) if start is not None else None
     hi = pd.Timestamp(to_date(end)) if end is not None else None
 

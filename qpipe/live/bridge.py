@@ -86,7 +86,8 @@ class LiveDataBridge:
         if names:
             library = library_for(self.project.settings.factors)
             panels = compute(market, names, session, session, library=library,
-                             sectors=self.project.sectors)  # fmt: skip
+                             sectors=self.project.sectors,
+                             sessions_per_year=self.project.calendar.sessions_per_year)  # fmt: skip
             factors = to_long(panels, market.bars)
         else:
             factors = pd.DataFrame({"date": pd.Series(dtype="datetime64[ns]"),

@@ -93,7 +93,8 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
         sessions = [dt.date.fromisoformat(k) for k in context.partition_keys]
         first, last = pd.Timestamp(sessions[0]), pd.Timestamp(sessions[-1])
         sectors = proj.sectors
-        full = compute(bars, run_names, library=library, sectors=sectors)
+        year = proj.calendar.sessions_per_year
+        full = compute(bars, run_names, library=library, sectors=sectors, sessions_per_year=year)
         frame = to_long(full.sel(date=slice(first, last)), bars.bars)
         if config.only is not None:
             frame = merge_columns(proj.lake, frame, names, first, last)
@@ -111,7 +112,9 @@ def build_factor_assets(project: Project) -> AssetsDefinition:
         in_range = full.indexes["date"][(full.indexes["date"] >= first)]
         picks = np.unique(np.linspace(0, len(in_range) - 1, LOOKAHEAD_SAMPLES).astype(int))
         sample = [in_range[i] for i in picks] if len(in_range) else []
-        bad = lookahead_violations(bars, library, run_names, sample, full=full, sectors=sectors)
+        bad = lookahead_violations(
+            bars, library, run_names, sample, full=full, sectors=sectors, sessions_per_year=year
+        )
         yield AssetCheckResult(
             check_name="no_lookahead",
             asset_key="factors",
