@@ -116,3 +116,43 @@ def test_from_start_shares_the_sessions_when_they_reach_back():
     assert view.previous_session("2019-01-02") == fresh.previous_session("2019-01-02")
     earlier = view.from_start("2010-01-04")  # before the shared data: built anew
     assert earlier._cal is not wide._cal and earlier.sessions()[0] == dt.date(2010, 1, 4)
+
+
+def full_year_counts(exchange: str, first_year: int) -> pd.Series:
+    """Sessions per calendar year from exchange_calendars itself, for the years from
+    ``first_year`` that end before the schedule's last session does (complete years)."""
+    import exchange_calendars as xcals
+
+    cal = xcals.get_calendar(exchange, start=f"{first_year - 1}-12-01")
+    sessions = cal.sessions
+    counts = pd.Series(1, index=sessions).groupby(sessions.year).sum()
+    return counts.loc[first_year : cal.last_session.year - 1]
+
+
+@pytest.mark.parametrize("exchange", ["XNYS", "XSHG"])
+def test_sessions_per_year_is_the_mean_of_the_full_years(exchange):
+    counts = full_year_counts(exchange, 2019)
+    got = TradingCalendar(exchange, "2019-01-02").sessions_per_year
+    assert got == pytest.approx(counts.mean(), rel=1e-12)
+    assert len(counts) >= 7
+    if exchange == "XSHG":
+        assert counts.loc[2023] == 242 and 242 <= got < 243.5
+    else:
+        assert counts.loc[2024] == 252 and 251 <= got < 252.5
+
+
+def test_sessions_per_year_skips_a_partial_first_year():
+    counts = full_year_counts("XNYS", 2020)  # 2019 starts in March: not a full year
+    got = TradingCalendar("XNYS", "2019-03-01").sessions_per_year
+    assert got == pytest.approx(counts.mean(), rel=1e-12)
+    # A view that shares an older calendar's data gives the same figure as a fresh one.
+    wide = TradingCalendar("XNYS", "2015-01-02")
+    assert wide.from_start("2019-03-01").sessions_per_year == got
+
+
+def test_sessions_per_year_without_a_full_year():
+    cal = TradingCalendar("XNYS", "2024-01-02")
+    short = cal.from_start(cal.sessions()[-150])  # less than a year before the schedule ends
+    days = short.sessions_index()
+    span = (days[-1] - days[0]).days + 1
+    assert short.sessions_per_year == pytest.approx(len(days) * 365.2425 / span)

@@ -1,23 +1,26 @@
 """Performance metrics of an equity curve, on daily (session) returns.
 
-Conventions (those of empyrical, the reference the tests compare with, except where said):
-returns are simple returns of the end-of-day NAV; ``P`` is the number of sessions per year
-(``periods_per_year``: the configured calendar's
-:attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`, 252 when none is given);
-annualised volatility is the sample std (ddof 1) of daily returns x sqrt(P); Sharpe is the
-mean daily return over its std x sqrt(P) with a zero risk-free rate; Sortino is the mean daily
-return over the downside deviation ``sqrt(mean(min(r, 0)^2))`` x sqrt(P); CAGR compounds the
-total return over ``n / P`` years (``n`` daily returns); the maximum drawdown is the largest
-fall from a running peak, reported as a positive fraction (empyrical reports it negative);
-its duration is the longest stretch of sessions below a previous peak; Calmar is CAGR over the
-maximum drawdown; the hit rate is the share of sessions with a positive return among those
-with a non-zero one. Against a benchmark (prices or NAV), on the sessions where both have a
-return: beta is ``cov(r, b) / var(b)``; alpha is the mean daily excess over beta,
-``mean(r - beta b)``, compounded to a year, ``(1 + mean)^P - 1`` (a yearly rate, like CAGR);
-the tracking error is the std of active returns ``r - b`` x sqrt(P); the information ratio
-is the annualised mean active return over the tracking error, ``mean(r - b) / std(r - b) x
-sqrt(P)`` (empyrical's ``excess_sharpe`` is the same ratio, not annualised). Undefined values
-are NaN.
+Conventions (empyrical's, the reference the tests compare with, except where said):
+
+- Returns are simple returns of the end-of-day NAV. ``P`` is the number of sessions per year
+  (``periods_per_year``: the configured calendar's
+  :attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`, 252 when none is given).
+- Annualised volatility: the sample std (ddof 1) of daily returns x sqrt(P). A series whose
+  values are all equal has a std of exactly 0 (ratios over it are NaN).
+- Sharpe: the mean daily return over its std x sqrt(P), zero risk-free rate. Sortino: the
+  mean daily return over the downside deviation ``sqrt(mean(min(r, 0)^2))`` x sqrt(P).
+- CAGR compounds the total return over ``n / P`` years (``n`` daily returns).
+- Maximum drawdown: the largest fall from a running peak, a positive fraction (empyrical
+  reports it negative); its duration the longest stretch of sessions below a previous peak.
+  Calmar: CAGR over the maximum drawdown.
+- Hit rate: the share of sessions with a positive return among those with a non-zero one.
+- Against a benchmark (prices or NAV), on the sessions where both have a return: beta is
+  ``cov(r, b) / var(b)``; alpha is the mean daily excess over beta, ``mean(r - beta b)``,
+  compounded to a year, ``(1 + mean)^P - 1`` (a yearly rate like CAGR, as empyrical; not
+  ``mean x P``); the tracking error is the std of the active returns ``r - b`` x sqrt(P); the
+  information ratio ``mean(r - b) / std(r - b) x sqrt(P)`` (empyrical's ``excess_sharpe`` is
+  the same ratio before annualisation).
+- Undefined values are NaN.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 def daily_returns(equity: pd.Series) -> pd.Series:
     """Simple returns of ``equity`` (the first session has none)."""
     return equity.pct_change(fill_method=None).iloc[1:]
+
+
+def sample_std(values: pd.Series) -> float:
+    """The sample standard deviation (ddof 1); exactly 0 when every value is equal (the
+    floating-point mean can miss identical values by an ulp, leaving a residue of about
+    1e-18 that would turn an undefined ratio into an arbitrary huge one); NaN for fewer than
+    two values."""
+    if len(values) < 2:
+        return np.nan
+    if values.max() == values.min():
+        return 0.0
+    return float(values.std(ddof=1))
 
 
 def drawdown(equity: pd.Series) -> pd.Series:
@@ -70,7 +85,7 @@ def performance_metrics(
     out["cagr"] = (
         float((1.0 + total) ** (1.0 / years) - 1.0) if years > 0 and total > -1 else np.nan
     )
-    std = float(r.std(ddof=1)) if n > 1 else np.nan
+    std = sample_std(r)
     out["volatility"] = std * np.sqrt(year)
     out["sharpe"] = float(r.mean() / std * np.sqrt(year)) if std and std > 0 else np.nan
     downside = float(np.sqrt(np.mean(np.minimum(r.to_numpy(), 0.0) ** 2))) if n else np.nan
@@ -104,11 +119,11 @@ def relative_metrics(
     nan = {"beta": np.nan, "alpha": np.nan, "tracking_error": np.nan, "information_ratio": np.nan}
     if len(joined) < 2:
         return nan
-    var_b = float(joined["b"].var(ddof=1))
+    var_b = sample_std(joined["b"]) ** 2
     beta = float(joined["r"].cov(joined["b"]) / var_b) if var_b > 0 else np.nan
     alpha = float((1.0 + (joined["r"] - beta * joined["b"]).mean()) ** year - 1.0)
     active = joined["r"] - joined["b"]
-    active_std = float(active.std(ddof=1))
+    active_std = sample_std(active)
     te = active_std * np.sqrt(year)
     ir = float(active.mean() / active_std * np.sqrt(year)) if active_std > 0 else np.nan
     return {"beta": beta, "alpha": alpha, "tracking_error": te, "information_ratio": ir}

@@ -11,6 +11,7 @@ from qpipe.analytics.metrics import (
     monthly_returns,
     performance_metrics,
     relative_metrics,
+    sample_std,
     yearly_returns,
 )
 
@@ -102,6 +103,24 @@ def test_constant_curve_has_undefined_ratios():
     assert m["total_return"] == 0 and m["max_drawdown"] == 0
     assert np.isnan(m["sharpe"]) and np.isnan(m["sortino"]) and np.isnan(m["calmar"])
     assert np.isnan(m["hit_rate"])
+
+
+def test_identical_values_have_no_dispersion():
+    """pandas leaves a rounding residue on some constant series (0.1 three times gives about
+    1.7e-17), which would make ratios over them arbitrary and huge."""
+    same = pd.Series([0.1, 0.1, 0.1])
+    assert same.std(ddof=1) != 0.0  # the residue this guards against
+    assert sample_std(same) == 0.0
+    assert np.isnan(sample_std(pd.Series([0.1])))
+    assert sample_std(pd.Series([0.1, 0.3])) == pytest.approx(np.sqrt(0.02))
+    # Beating the benchmark by exactly 0.1 every session: no tracking error, and so no
+    # information ratio (not 0.1 / 1.7e-17).
+    bench = curve([10, 11, 12, 13])
+    b = bench.pct_change().iloc[1:]
+    returns = b + 0.1
+    assert ((returns - b) == 0.1).all()
+    got = relative_metrics(returns, bench)
+    assert got["tracking_error"] == 0.0 and np.isnan(got["information_ratio"])
 
 
 def test_monthly_and_yearly_tables():
