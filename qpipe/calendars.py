@@ -7,14 +7,31 @@ Everything that walks through time (sources, partitions, schedules, the sync) as
 from __future__ import annotations
 
 import datetime as dt
-from functools import cached_property
+from functools import cache, cached_property
 
 import exchange_calendars as xcals
 import pandas as pd
 
 SUPPORTED_EXCHANGES = ("XNYS", "XSHG")
 
+DEFAULT_SESSIONS_PER_YEAR = 252.0
+"""Sessions per year where no calendar is given: the conventional 252 (XNYS averages about
+252, XSHG about 242: a configured project annualises with its calendar's
+:attr:`TradingCalendar.sessions_per_year`)."""
+
+REFERENCE_YEARS = (2010, 2019)
+"""The calendar years (inclusive) over which an exchange's sessions per year are averaged."""
+
 DateLike = str | dt.date | dt.datetime | pd.Timestamp
+
+
+@cache
+def exchange_sessions_per_year(exchange: str) -> float:
+    """``exchange``'s mean sessions per calendar year over :data:`REFERENCE_YEARS`, rounded to
+    a whole session."""
+    first, last = REFERENCE_YEARS
+    cal = xcals.get_calendar(exchange, start=f"{first}-01-01", end=f"{last}-12-31")
+    return float(round(len(cal.sessions) / (last - first + 1)))
 
 
 def to_date(value: DateLike) -> dt.date:
@@ -73,6 +90,15 @@ class TradingCalendar:
     def _sessions(self) -> pd.DatetimeIndex:
         s = self._cal.sessions
         return s[s >= pd.Timestamp(self.start)]
+
+    @cached_property
+    def sessions_per_year(self) -> float:
+        """The annualisation factor of daily figures (volatility x sqrt of it, mean return x
+        it, CAGR over sessions / it years): the exchange's mean number of sessions per
+        calendar year over the reference years :data:`REFERENCE_YEARS`, rounded to a whole
+        session (252 for XNYS, 243 for XSHG). A fixed figure per exchange, so stored factors
+        and metrics never change when the calendar's start moves or a new year begins."""
+        return exchange_sessions_per_year(self.exchange)
 
     def sessions(self, start: DateLike | None = None, end: DateLike | None = None) -> list[dt.date]:
         """Sessions in the closed interval ``[start, end]`` (defaults: the calendar's bounds)."""

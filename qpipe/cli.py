@@ -404,8 +404,9 @@ def backtest(ctx: click.Context, strategy: str | None, record: bool) -> None:
             strategies = {n: project.strategies[n] for n in chosen}
             settings = project.settings.backtest
             runs = backtest_lake(
-                project.lake, strategies, settings, project.instruments, market.result()
-            )
+                project.lake, strategies, settings, project.instruments, market.result(),
+                periods_per_year=project.calendar.sessions_per_year,
+            )  # fmt: skip
             for name, _, path in runs:
                 _console().print(f"  {name:<22} saved to {path}")
     _print_metrics(_project(ctx), chosen)

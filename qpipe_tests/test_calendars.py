@@ -116,3 +116,36 @@ def test_from_start_shares_the_sessions_when_they_reach_back():
     assert view.previous_session("2019-01-02") == fresh.previous_session("2019-01-02")
     earlier = view.from_start("2010-01-04")  # before the shared data: built anew
     assert earlier._cal is not wide._cal and earlier.sessions()[0] == dt.date(2010, 1, 4)
+
+
+def full_year_counts(exchange: str, first_year: int) -> pd.Series:
+    """Sessions per calendar year from exchange_calendars itself, for the years from
+    ``first_year`` that end before the schedule's last session does (complete years)."""
+    import exchange_calendars as xcals
+
+    cal = xcals.get_calendar(exchange, start=f"{first_year - 1}-12-01")
+    sessions = cal.sessions
+    counts = pd.Series(1, index=sessions).groupby(sessions.year).sum()
+    return counts.loc[first_year : cal.last_session.year - 1]
+
+
+@pytest.mark.parametrize(("exchange", "expected"), [("XNYS", 252.0), ("XSHG", 243.0)])
+def test_sessions_per_year_is_the_exchange_s_rounded_mean_over_the_reference_years(
+    exchange, expected
+):
+    counts = full_year_counts(exchange, 2010).loc[2010:2019]
+    assert len(counts) == 10
+    assert round(counts.mean()) == expected  # counted from exchange_calendars here
+    got = TradingCalendar(exchange, "2019-01-02").sessions_per_year
+    assert got == expected
+
+
+def test_sessions_per_year_does_not_depend_on_the_start():
+    # A figure that moved with the calendar's start (or a new year entering the schedule)
+    # would change stored factors and metrics when nothing in the data changed.
+    figures = {
+        TradingCalendar("XNYS", start).sessions_per_year
+        for start in ("2001-01-02", "2019-03-01", "2024-06-03")
+    }
+    figures.add(TradingCalendar("XNYS", "2015-01-02").from_start("2019-03-01").sessions_per_year)
+    assert figures == {252.0}

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from qpipe.analytics.metrics import YEAR, daily_returns, drawdown, monthly_returns
+from qpipe.analytics.metrics import daily_returns, drawdown, monthly_returns
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
@@ -60,10 +61,13 @@ def monthly_heatmap(equity: pd.Series) -> go.Figure:
     return _layout(fig, "Monthly returns", "year")
 
 
-def rolling_sharpe_chart(equity: pd.Series, window: int = 126) -> go.Figure:
-    """Sharpe ratio over a rolling window of sessions (annualised, zero risk-free rate)."""
+def rolling_sharpe_chart(
+    equity: pd.Series, window: int = 126, periods_per_year: float = DEFAULT_SESSIONS_PER_YEAR
+) -> go.Figure:
+    """Sharpe ratio over a rolling window of sessions (annualised with ``periods_per_year``
+    sessions, zero risk-free rate)."""
     r = daily_returns(equity)
-    sharpe = r.rolling(window).mean() / r.rolling(window).std() * np.sqrt(YEAR)
+    sharpe = r.rolling(window).mean() / r.rolling(window).std() * np.sqrt(periods_per_year)
     fig = go.Figure(go.Scatter(x=sharpe.index, y=sharpe, mode="lines", name="rolling Sharpe"))
     return _layout(fig, f"Rolling Sharpe ({window} sessions)", "Sharpe")
 

@@ -3,15 +3,18 @@
 
 Conventions:
 
-- ``prices`` is a total-return (or adjusted) price panel; the forward return at ``t`` over
-  ``h`` sessions is ``prices[t + h] / prices[t] - 1`` (NaN where either is missing and for the
-  last ``h`` sessions).
+- ``prices`` is a total-return price panel, NaN exactly where a name is not listed (before its
+  first bar, after its declared delisting): the total-return index of
+  :func:`qpipe.backtest.inputs.total_return_index`, which carries its last value over halts.
+  The forward return at ``t`` over ``h`` sessions is ``prices[t + h] / prices[t] - 1`` (NaN
+  where either is missing and for the last ``h`` sessions).
 - A cross-section uses the names where both the factor and the forward return are present
   ("jointly valid"); a date with fewer than :data:`MIN_NAMES` such names gives NaN.
 - The rank IC is the Spearman correlation (ranks with ties averaged, on the jointly valid
   names); the IC is the Pearson correlation.
 - Quantile ``q`` (1 = lowest factor values, ``quantiles`` = highest) holds the names whose
   percentile rank (over the jointly valid names, ties averaged) lies in ``((q - 1) / Q, q / Q]``.
+- Coverage is the share of the listed names that are jointly valid (first horizon).
 """
 
 from __future__ import annotations
@@ -143,11 +146,16 @@ def rank_autocorrelation(factor: np.ndarray, lag: int) -> np.ndarray:
     return out
 
 
-def coverage(factor: np.ndarray, prices: np.ndarray) -> np.ndarray:
-    """Per session, the share of the priced names that have a factor value."""
-    priced = ~np.isnan(prices)
+def coverage(factor: np.ndarray, prices: np.ndarray, forward: np.ndarray) -> np.ndarray:
+    """Per session, the share of the listed names (``prices`` present) that have both a
+    factor value and a ``forward`` return; NaN on sessions where no name has a forward
+    return (the last sessions of the horizon) or none is listed."""
+    listed = ~np.isnan(prices)
+    valid = listed & ~np.isnan(factor) & ~np.isnan(forward)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (priced & ~np.isnan(factor)).sum(axis=1) / priced.sum(axis=1)
+        share = valid.sum(axis=1) / listed.sum(axis=1)
+    share[~(~np.isnan(forward)).any(axis=1)] = np.nan
+    return share
 
 
 def rank_correlation_matrix(panels: Sequence[np.ndarray], names: Sequence[str]) -> pd.DataFrame:
@@ -190,7 +198,8 @@ class FactorReport:
     - ``spread``: per session and horizon, top-quantile minus bottom-quantile mean return.
     - ``turnover``: per session, the top and bottom quantiles' one-session turnover.
     - ``autocorrelation``: mean rank autocorrelation per lag (decay).
-    - ``coverage``: per session, the share of priced names with a value.
+    - ``coverage``: per session, the share of the listed names with both a value and the
+      first horizon's forward return (NaN on its last sessions).
     """
 
     ic: pd.DataFrame
@@ -211,7 +220,8 @@ def factor_report(
     quantiles: int = 5,
     lags: Sequence[int] = DECAY_LAGS,
 ) -> FactorReport:
-    """The EDA of ``factor`` against ``prices`` (both sessions x symbols, aligned)."""
+    """The EDA of ``factor`` against ``prices`` (both sessions x symbols, aligned; see the
+    module doc: ``prices`` is NaN exactly where a name is not listed)."""
     if factor.shape != prices.shape or factor.shape[0] != len(dates):
         raise ValueError(
             f"factor {factor.shape}, prices {prices.shape} and {len(dates)} dates do not align"
@@ -220,6 +230,7 @@ def factor_report(
         raise ValueError("horizons: give at least one")
     ic, rank_ic, qmean, spread, rows = {}, {}, {}, {}, []
     labels = np.zeros(factor.shape, dtype=np.int64)
+    covered = np.full(len(dates), np.nan)
     for i, h in enumerate(horizons):
         fwd = forward_returns(prices, h)
         ic[h] = information_coefficient(factor, fwd, rank=False)
@@ -230,8 +241,9 @@ def factor_report(
         for kind, series in (("ic", ic[h]), ("rank_ic", rank_ic[h])):
             s = ICSummary.of(series)
             rows.append({"horizon": h, "kind": kind, **s.__dict__})
-        if i == 0:  # turnover of the first horizon's quantiles
+        if i == 0:  # turnover of the first horizon's quantiles, its coverage
             labels = quantile_labels(factor, fwd, quantiles)
+            covered = coverage(factor, prices, fwd)
     index = pd.DatetimeIndex(dates, name="date")
     top, bottom = quantile_turnover(labels, quantiles), quantile_turnover(labels, 1)
     return FactorReport(
@@ -245,7 +257,7 @@ def factor_report(
             {lag: float(bn.nanmean(rank_autocorrelation(factor, lag))) for lag in lags},
             name="rank_autocorrelation",
         ).rename_axis("lag"),
-        coverage=pd.Series(coverage(factor, prices), index=index, name="coverage"),
+        coverage=pd.Series(covered, index=index, name="coverage"),
     )
 
 

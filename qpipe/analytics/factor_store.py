@@ -5,7 +5,7 @@ NULL in the files, NaN when read back), and how it is computed from the lake."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -23,12 +23,18 @@ def report_dir(lake_root: Path | str) -> Path:
 
 
 def lake_factor_report(
-    lake: Lake, names: Sequence[str], horizons: Sequence[int] = HORIZONS, quantiles: int = 5
+    lake: Lake,
+    names: Sequence[str],
+    delistings: pd.Series | Mapping[str, object] | None,
+    horizons: Sequence[int] = HORIZONS,
+    quantiles: int = 5,
 ) -> dict[str, pd.DataFrame]:
     """The EDA of factors ``names`` of the lake's ``factors`` table against the total-return
-    index of its bars (splits and dividends included)."""
+    index of its bars (splits and dividends included, carried over halts, ending at the
+    declared ``delistings``: date by symbol, see
+    :func:`qpipe.backtest.inputs.delisting_dates`)."""
     bars = bars_dataset(MarketData(lake.read("bars"), lake.read("corporate_actions")))
-    prices = total_return_index(bars).transpose("date", "symbol")
+    prices = total_return_index(bars, delistings).transpose("date", "symbol")
     dates = pd.DatetimeIndex(prices.indexes["date"])
     symbols = pd.Index(prices.indexes["symbol"])
     factors = long_to_panels(lake.read("factors", columns=list(names)), names, dates, symbols)

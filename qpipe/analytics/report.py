@@ -16,6 +16,7 @@ from qpipe.analytics.charts import (
     rolling_sharpe_chart,
 )
 from qpipe.backtest.result import BacktestResult
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
 LARGEST_TRADES = 20
 
@@ -28,12 +29,14 @@ def tear_sheet(
     name: str, result: BacktestResult, benchmark: pd.Series | None = None, log: bool = False
 ) -> str:
     """The HTML of a tear sheet: equity vs benchmark, drawdown, monthly heatmap, rolling
-    Sharpe, exposure and turnover, the metrics and the largest trades."""
+    Sharpe (annualised like the metrics: their ``periods_per_year``), exposure and turnover,
+    the metrics and the largest trades."""
+    year = result.metrics.get("periods_per_year", DEFAULT_SESSIONS_PER_YEAR)
     figures = [
         equity_chart(result.equity, benchmark, log=log),
         drawdown_chart(result.equity),
         monthly_heatmap(result.equity),
-        rolling_sharpe_chart(result.equity),
+        rolling_sharpe_chart(result.equity, periods_per_year=year),
         exposure_chart(result.daily),
     ]
     parts = [pio.to_html(figures[0], include_plotlyjs=True, full_html=False)]

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
+
 FillMode = Literal["next_open", "next_close", "close"]
 
 
@@ -22,6 +24,9 @@ class BacktestConfig(BaseModel):
       cap); the rest is reported unfilled.
     - ``lot_size``: whole lots of this many shares (None: fractional shares).
     - ``initial_cash``: the starting portfolio, all cash.
+    - ``periods_per_year``: sessions per year that annualise the result's metrics (the
+      calendar's :attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`; the runner
+      passes the configured calendar's).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -33,6 +38,7 @@ class BacktestConfig(BaseModel):
     participation: float | None = Field(None, gt=0, le=1)
     lot_size: float | None = Field(None, gt=0)
     initial_cash: float = Field(1_000_000.0, gt=0)
+    periods_per_year: float = Field(DEFAULT_SESSIONS_PER_YEAR, gt=0)
 
     @property
     def commission_rate(self) -> float:

@@ -147,6 +147,7 @@ class BacktestEngine:
             closes=closes, daily=dict(zip(m.DAILY_COLUMNS, daily.T, strict=True)),
             fills=ledger.fills, risk_events=ledger.risk_events, reasons=m.REASONS,
             benchmark=benchmark, breaker_mode=breaker_mode,
+            periods_per_year=cfg.periods_per_year,
         )  # fmt: skip
 
     @staticmethod

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from qpipe.analytics.metrics import performance_metrics
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
 FILL_COLUMNS = ["date", "symbol", "side", "quantity", "price", "fee", "reason"]
 
@@ -26,7 +27,8 @@ class BacktestResult:
       dividends received, buy shortfall (notional the cash could not pay for), unfilled
       notional (participation cap), and the circuit breaker's mode when there is one.
     - ``risk_events``: date, symbol, rule, reason of every stop and breaker transition.
-    - ``metrics``: see :func:`qpipe.analytics.metrics.performance_metrics`.
+    - ``metrics``: see :func:`qpipe.analytics.metrics.performance_metrics` (annualised with
+      the engine's ``periods_per_year``).
     """
 
     equity: pd.Series
@@ -52,6 +54,7 @@ class BacktestResult:
         reasons: tuple[str, ...],
         benchmark: pd.Series | None,
         breaker_mode: np.ndarray | None,
+        periods_per_year: float = DEFAULT_SESSIONS_PER_YEAR,
     ) -> BacktestResult:
         dates = pd.DatetimeIndex(dates, name="date")
         equity = pd.Series(nav, index=dates, name="equity")
@@ -105,6 +108,6 @@ class BacktestResult:
             daily=frame,
             risk_events=events,
         )
-        metrics = performance_metrics(equity, frame, benchmark)
+        metrics = performance_metrics(equity, frame, benchmark, periods_per_year)
         object.__setattr__(result, "metrics", metrics)
         return result

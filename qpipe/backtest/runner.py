@@ -14,9 +14,15 @@ import xarray as xr
 
 from qpipe.backtest.config import BacktestConfig
 from qpipe.backtest.engine import BacktestEngine
-from qpipe.backtest.inputs import bars_dataset, total_return_index, weights_panel
+from qpipe.backtest.inputs import (
+    bars_dataset,
+    delisting_dates,
+    total_return_index,
+    weights_panel,
+)
 from qpipe.backtest.result import BacktestResult
 from qpipe.backtest.store import save_result
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 from qpipe.data.lake import Lake
 from qpipe.data.schema import MarketData
 from qpipe.settings import BacktestSettings
@@ -26,21 +32,40 @@ from qpipe.strategies.signals import signals_table
 EQUAL_WEIGHT = "equal_weight"
 
 
-def engine_config(settings: BacktestSettings) -> BacktestConfig:
-    return BacktestConfig(**settings.model_dump(exclude={"benchmark"}))
+def engine_config(
+    settings: BacktestSettings, periods_per_year: float = DEFAULT_SESSIONS_PER_YEAR
+) -> BacktestConfig:
+    """The engine's configuration from the ``backtest`` settings, its metrics annualised
+    with ``periods_per_year`` sessions (the calendar's ``sessions_per_year``)."""
+    return BacktestConfig(
+        **settings.model_dump(exclude={"benchmark"}), periods_per_year=periods_per_year
+    )
 
 
-def benchmark_series(bars: xr.Dataset, spec: str, universe: list[str]) -> pd.Series:
-    """The benchmark's value by date: a symbol's total-return index, or the equally weighted
-    (daily rebalanced) total return of ``universe``."""
-    index = total_return_index(bars)
+def benchmark_series(
+    bars: xr.Dataset,
+    spec: str,
+    universe: list[str],
+    delistings: pd.Series | Mapping[str, object] | None = None,
+) -> pd.Series:
+    """The benchmark's value by date: a symbol's total-return index
+    (:func:`~qpipe.backtest.inputs.total_return_index`), or ``equal_weight``: the universe
+    equally weighted and rebalanced daily, starting at 1. Its growth on a session is the mean,
+    over the members listed on that session and the one before, of ``TR_t / TR_{t-1}``: a
+    halted member counts with growth 1, a member listed later joins from the session after
+    its first bar, a delisted one (``delistings``: date by symbol) leaves after its delisting
+    session; a session without such members has growth 1."""
+    index = total_return_index(bars, delistings)
     if spec != EQUAL_WEIGHT:
         if spec not in bars.indexes["symbol"]:
             raise ValueError(f"backtest.benchmark: no bars for {spec!r}")
         return index.sel(symbol=spec).to_pandas().rename(spec)
     members = [s for s in universe if s in bars.indexes["symbol"]]
-    growth = (index.sel(symbol=members) / index.sel(symbol=members).shift(date=1)).values
-    mean = bn.nanmean(np.where(np.isfinite(growth), growth, np.nan), axis=1)
+    values = index.sel(symbol=members).transpose("date", "symbol").values
+    growth = np.full(values.shape, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        growth[1:] = values[1:] / values[:-1]  # NaN unless listed both days
+    mean = bn.nanmean(growth, axis=1) if len(members) else np.full(len(values), np.nan)
     mean = np.where(np.isnan(mean), 1.0, mean)
     return pd.Series(np.cumprod(mean), index=bars.indexes["date"], name=EQUAL_WEIGHT)
 
@@ -59,7 +84,8 @@ def backtest_inputs(
     cut = MarketData(market.bars.loc[market.bars["date"] >= first], market.actions)
     bars = bars_dataset(cut)
     weights = weights_panel(signals).reindex(symbol=bars.indexes["symbol"])
-    benchmark = benchmark_series(bars, settings.benchmark, strategy.universe.select(instruments))
+    universe = strategy.universe.select(instruments)
+    benchmark = benchmark_series(bars, settings.benchmark, universe, delisting_dates(instruments))
     return bars, weights, benchmark
 
 
@@ -69,12 +95,16 @@ def run_backtest(
     signals: pd.DataFrame,
     settings: BacktestSettings,
     instruments: pd.DataFrame,
+    *,
+    periods_per_year: float,
 ) -> tuple[BacktestResult, pd.Series]:
     """Trade the strategy's target weights on the raw bars from its first signal session on,
-    with its stop loss and circuit breaker, against the configured benchmark; returns the
-    result and the benchmark series."""
+    with its stop loss and circuit breaker, against the configured benchmark, its metrics
+    annualised with ``periods_per_year`` sessions; returns the result and the benchmark
+    series."""
     bars, weights, benchmark = backtest_inputs(strategy, market, signals, settings, instruments)
-    return run_engine(strategy, bars, weights, settings, benchmark), benchmark
+    result = run_engine(strategy, bars, weights, settings, benchmark, periods_per_year)
+    return result, benchmark
 
 
 def run_engine(
@@ -83,10 +113,11 @@ def run_engine(
     weights: xr.DataArray,
     settings: BacktestSettings,
     benchmark: pd.Series | None,
+    periods_per_year: float,
 ) -> BacktestResult:
     """The engine of ``settings`` on ``bars`` and target ``weights`` with the strategy's stop
-    loss and circuit breaker."""
-    return BacktestEngine(engine_config(settings)).run(
+    loss and circuit breaker, its metrics annualised with ``periods_per_year`` sessions."""
+    return BacktestEngine(engine_config(settings, periods_per_year)).run(
         bars,
         weights,
         stop_loss=strategy.stop_loss,
@@ -106,14 +137,19 @@ def backtest_lake(
     settings: BacktestSettings,
     instruments: pd.DataFrame,
     market: MarketData | None = None,
+    *,
+    periods_per_year: float,
 ) -> Iterator[tuple[str, BacktestResult, Path]]:
     """Backtest each of ``strategies`` over its signal table in ``lake`` (on ``market``, by
-    default :func:`lake_market`, read once) and save each result under
+    default :func:`lake_market`, read once; metrics annualised with ``periods_per_year``
+    sessions, the calendar's ``sessions_per_year``) and save each result under
     ``lake/backtests/<name>/``; yields name, result and where it was saved, one strategy at a
     time."""
     if market is None:
         market = lake_market(lake)
     for name, strategy in strategies.items():
         signals = lake.read(signals_table(name), columns=["target_weight"])
-        result, benchmark = run_backtest(strategy, market, signals, settings, instruments)
+        result, benchmark = run_backtest(
+            strategy, market, signals, settings, instruments, periods_per_year=periods_per_year
+        )
         yield name, result, save_result(lake.root, name, result, benchmark)

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from qpipe.backtest.inputs import bars_dataset, weights_panel
+from qpipe.backtest.inputs import bars_dataset, delisting_dates, weights_panel
 from qpipe.backtest.result import BacktestResult
 from qpipe.backtest.runner import benchmark_series, run_engine
 from qpipe.calendars import TradingCalendar
@@ -90,8 +90,10 @@ def run_variant(
     bars = from_session(base.bars, signals["date"].min())
     weights = weights_panel(signals).reindex(symbol=bars.indexes["symbol"])
     universe = strategy.universe.select(base.instruments)
-    benchmark = benchmark_series(bars, settings.backtest.benchmark, universe)
-    result = run_engine(strategy, bars, weights, settings.backtest, benchmark)
+    delistings = delisting_dates(base.instruments)
+    benchmark = benchmark_series(bars, settings.backtest.benchmark, universe, delistings)
+    result = run_engine(strategy, bars, weights, settings.backtest, benchmark,
+                        base.calendar.sessions_per_year)  # fmt: skip
     return result, benchmark
 
 

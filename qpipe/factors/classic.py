@@ -1,8 +1,12 @@
 """Classic equity factors, each declared once with its look-back (sessions before the date).
 
 Conventions: returns are daily total returns of the adjusted close; volatilities are
-annualised with sqrt(252); the market return is the equal-weighted mean return of the names on
-the grid that day. Windows are strict (NaN unless every day of the window is present).
+annualised with the square root of the calendar's sessions per year (``sessions_per_year`` of
+the inputs: about 252 on XNYS, 242 on XSHG); the market return is the equal-weighted mean
+return of the names on the grid that day. Windows are strict (NaN unless every day of the
+window is present) and are counts of sessions whatever the calendar: ``mom_12_1``'s 252, the
+52-week high's 252 and ``beta_252``'s 252 are definitions, not annualisation, and do not
+follow ``sessions_per_year``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,11 @@ from qpipe.factors.operators import delay, ts_cov, ts_max, ts_mean, ts_std
 from qpipe.factors.registry import FactorLibrary
 
 CLASSIC = FactorLibrary()
-ANNUAL = np.sqrt(252.0)
+
+
+def annualised(daily: xr.DataArray, x: FactorInputs) -> xr.DataArray:
+    """A daily volatility scaled to a year: times sqrt of the inputs' sessions per year."""
+    return daily * np.sqrt(x.sessions_per_year)
 
 
 def market_return(x: FactorInputs) -> xr.DataArray:
@@ -25,7 +33,8 @@ def market_return(x: FactorInputs) -> xr.DataArray:
 
 @CLASSIC.register("mom_12_1", lookback=252, inputs=("close",))
 def mom_12_1(x: FactorInputs) -> xr.DataArray:
-    """12-1 month momentum: return from 252 to 21 sessions ago (skips the last month)."""
+    """12-1 month momentum: return from 252 to 21 sessions ago (skips the last month); the
+    windows are session counts on every calendar (not the calendar's sessions per year)."""
     return delay(x.close, 21) / delay(x.close, 252) - 1.0
 
 
@@ -37,21 +46,21 @@ def reversal_1m(x: FactorInputs) -> xr.DataArray:
 
 @CLASSIC.register("vol_20", lookback=20, inputs=("returns",))
 def vol_20(x: FactorInputs) -> xr.DataArray:
-    """Annualised volatility of daily returns over 20 sessions (ddof 1)."""
-    return ts_std(x.returns, 20) * ANNUAL
+    """Annualised volatility of daily returns over 20 sessions (ddof 1; see the module doc)."""
+    return annualised(ts_std(x.returns, 20), x)
 
 
 @CLASSIC.register("vol_60", lookback=60, inputs=("returns",))
 def vol_60(x: FactorInputs) -> xr.DataArray:
-    """Annualised volatility of daily returns over 60 sessions (ddof 1)."""
-    return ts_std(x.returns, 60) * ANNUAL
+    """Annualised volatility of daily returns over 60 sessions (ddof 1; see the module doc)."""
+    return annualised(ts_std(x.returns, 60), x)
 
 
 @CLASSIC.register("downside_vol_60", lookback=60, inputs=("returns",))
 def downside_vol_60(x: FactorInputs) -> xr.DataArray:
     """Annualised downside deviation over 60 sessions: sqrt(mean(min(r, 0)^2))."""
     down = np.minimum(x.returns, 0.0)
-    return np.sqrt(ts_mean(down * down, 60)) * ANNUAL
+    return annualised(np.sqrt(ts_mean(down * down, 60)), x)
 
 
 @CLASSIC.register("beta_252", lookback=252, inputs=("returns",))
@@ -71,7 +80,7 @@ def idio_vol_60(x: FactorInputs) -> xr.DataArray:
     var_m = ts_std(m, 60) ** 2
     cov = ts_cov(x.returns, m, 60)
     resid = (var_r - cov * cov / var_m.where(var_m > 0)).clip(min=0.0)
-    return np.sqrt(resid) * ANNUAL
+    return annualised(np.sqrt(resid), x)
 
 
 @CLASSIC.register("amihud_20", lookback=20, inputs=("returns", "dollar_volume"))

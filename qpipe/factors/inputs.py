@@ -13,7 +13,10 @@ from dataclasses import dataclass, field, fields
 
 import xarray as xr
 
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
+
 _PRIVATE = {"init": False, "repr": False, "compare": False}
+_NOT_DATED = ("sector", "sessions_per_year")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class FactorInputs:
     - ``returns``: close-to-close total returns of the adjusted close.
     - ``dollar_volume``: raw close times raw volume (currency units).
     - ``sector``: one label per symbol (dim ``symbol``), empty string where unknown.
+    - ``sessions_per_year``: the calendar's sessions per year, which annualises volatilities
+      (:attr:`qpipe.calendars.TradingCalendar.sessions_per_year`; 252 without a calendar).
     """
 
     open: xr.DataArray
@@ -40,6 +45,7 @@ class FactorInputs:
     returns: xr.DataArray
     dollar_volume: xr.DataArray
     sector: xr.DataArray
+    sessions_per_year: float = DEFAULT_SESSIONS_PER_YEAR
     _since: dict[int, FactorInputs] = field(**_PRIVATE, default_factory=dict)
     _lock: threading.Lock = field(**_PRIVATE, default_factory=threading.Lock)
 
@@ -61,7 +67,8 @@ class FactorInputs:
                 cut = {
                     f.name: getattr(self, f.name).isel(date=slice(row, None))
                     for f in fields(self)
-                    if f.init and f.name != "sector"
+                    if f.init and f.name not in _NOT_DATED
                 }
-                self._since[row] = FactorInputs(**cut, sector=self.sector)
+                kept = {name: getattr(self, name) for name in _NOT_DATED}
+                self._since[row] = FactorInputs(**cut, **kept)
             return self._since[row]

@@ -49,7 +49,7 @@ def lookahead_violations(
     """Factors whose value at one of ``dates`` changes when the history is cut there (to the
     factor's own look-back, in sessions of ``calendar``; None: the bars' own dates), with the
     dates where it does. ``full`` may pass the panels already computed on all of ``market``
-    (with the same ``calendar``)."""
+    (with the same ``calendar``, which also gives the sessions per year)."""
     if full is None:
         full = compute(market, names, library=library, sectors=sectors, calendar=calendar)
     by_lookback: dict[int, list[str]] = {}

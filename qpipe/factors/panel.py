@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from qpipe.calendars import DateLike, TradingCalendar, to_date
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR, DateLike, TradingCalendar, to_date
 from qpipe.data.schema import ACTION_COLUMNS, MarketData, empty_frame
 from qpipe.factors.inputs import FactorInputs
 from qpipe.factors.registry import Factor, FactorLibrary
@@ -113,6 +113,7 @@ def build_inputs(
     sectors: Mapping[str, str] | None = None,
     *,
     calendar: TradingCalendar | None = None,
+    sessions_per_year: float | None = None,
 ) -> FactorInputs:
     """Forward-adjusted input panels on the grid of ``bars``' sessions and symbols.
 
@@ -120,7 +121,9 @@ def build_inputs(
     column is used when present). ``actions`` may reach further back than ``bars``. The dates
     are ``calendar``'s sessions from the first to the last bar (see :func:`session_grid`; a
     session with no bar is a row of NaN, so windows count calendar sessions), or the bars' own
-    dates when ``calendar`` is None.
+    dates when ``calendar`` is None. ``sessions_per_year`` annualises the factors' volatilities
+    (None: the calendar's :attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`, else
+    :data:`~qpipe.calendars.DEFAULT_SESSIONS_PER_YEAR`).
     """
     dates, date_codes = session_grid(bars["date"], calendar)
     symbol_codes, symbol_values = pd.factorize(bars["symbol"].astype(str), sort=True)
@@ -170,7 +173,14 @@ def build_inputs(
         returns=panel(returns),
         dollar_volume=panel(dollar_volume),
         sector=xr.DataArray(labels, coords={"symbol": symbols}, dims=("symbol",)),
+        sessions_per_year=_sessions_per_year(sessions_per_year, calendar),
     )
+
+
+def _sessions_per_year(given: float | None, calendar: TradingCalendar | None) -> float:
+    if given is not None:
+        return given
+    return calendar.sessions_per_year if calendar is not None else DEFAULT_SESSIONS_PER_YEAR
 
 
 def default_library() -> FactorLibrary:
@@ -192,6 +202,7 @@ def compute(
     sectors: Mapping[str, str] | None = None,
     workers: int | None = None,
     calendar: TradingCalendar | None = None,
+    sessions_per_year: float | None = None,
 ) -> xr.Dataset:
     """Factor panels for ``names`` (None: the whole library) on dates ``[start, end]``.
 
@@ -202,6 +213,9 @@ def compute(
     its dates are ``calendar``'s sessions from the first to the last bar (None: the bars' own
     dates), so windows count calendar sessions and a session without bars is a NaN row.
 
+    ``sessions_per_year`` annualises volatilities (None: the calendar's
+    :attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`, else 252).
+
     Factors run on ``workers`` threads (None: one per available core; the kernels release
     the GIL), so factor functions must not modify their inputs; results do not depend on
     ``workers``.
@@ -211,7 +225,9 @@ def compute(
     library = library or default_library()
     chosen = list(names) if names is not None else library.names()
     factors = [library[n] for n in chosen]
-    inputs = build_inputs(bars, actions, sectors, calendar=calendar)
+    inputs = build_inputs(
+        bars, actions, sectors, calendar=calendar, sessions_per_year=sessions_per_year
+    )
     lo = pd.Timestamp(to_date(start)) if start is not None else None
     hi = pd.Timestamp(to_date(end)) if end is not None else None
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from qpipe.calendars import DateLike, TradingCalendar, to_date
+from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR, DateLike, TradingCalendar, to_date
 from qpipe.factors.inputs import FactorInputs
 from qpipe.factors.operators import ts_std
 from qpipe.strategies.portfolio import InverseVolatility, Portfolio
@@ -30,7 +30,6 @@ from qpipe.strategies.risk import CircuitBreaker, StopLoss
 from qpipe.strategies.schedule import Frequency, rebalance_mask
 
 DIMS = ("date", "symbol")
-TRADING_DAYS = 252
 
 
 @dataclass(frozen=True)
@@ -151,10 +150,13 @@ class BaseStrategy(ABC):
         """Scores over ``data``'s grid (higher is better; NaN = not eligible). A score at
         ``t`` may use data up to ``t`` only."""
 
-    def volatility(self, data: StrategyData) -> xr.DataArray:
-        """Annualised volatility of daily returns over ``vol_window`` sessions (for
-        inverse-volatility weights)."""
-        return ts_std(data.bars.returns, self.vol_window) * np.sqrt(TRADING_DAYS)
+    def volatility(
+        self, data: StrategyData, periods_per_year: float = DEFAULT_SESSIONS_PER_YEAR
+    ) -> xr.DataArray:
+        """Volatility of daily returns over ``vol_window`` sessions (ddof 1), annualised with
+        ``periods_per_year`` sessions (the calendar's ``sessions_per_year``; for
+        inverse-volatility weights, which do not depend on the scale)."""
+        return ts_std(data.bars.returns, self.vol_window) * np.sqrt(periods_per_year)
 
     def signals(
         self,
@@ -189,7 +191,8 @@ class BaseStrategy(ABC):
         rebalance &= listed.values.any(axis=1)
         vol = None
         if rebalance.any() and self._needs_volatility():
-            vol = self.volatility(data).reindex(symbol=symbols).isel(date=np.flatnonzero(keep))
+            vol = self.volatility(data, calendar.sessions_per_year)
+            vol = vol.reindex(symbol=symbols).isel(date=np.flatnonzero(keep))
         weights = np.full(score.shape, np.nan)
         prev = np.zeros(len(symbols))
         if previous is not None:

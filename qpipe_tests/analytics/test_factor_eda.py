@@ -1,5 +1,6 @@
 """Factor EDA against a plain pandas reference, date by date, on small panels with gaps and
-ties, and on hand-computed cases."""
+ties, on hand-computed cases, and on a messy market's total-return index (halts, a late
+listing, delistings): every listed name counts."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ from qpipe.analytics.factor_eda import (
     rank_autocorrelation,
     rank_correlation_matrix,
 )
+from qpipe.analytics.factor_store import lake_factor_report
+from qpipe.backtest.inputs import bars_dataset, total_return_index
+from qpipe.data.lake import Lake
+from qpipe_tests.backtest.test_total_return import messy_market, reference_index
 
 
 def panel(seed: int, days: int = 30, names: int = 12, ties: bool = False):
@@ -116,9 +121,13 @@ def test_rank_autocorrelation_and_coverage_match_pandas():
     assert np.isnan(got[:lag]).all()
     want = ref_corr(factor[lag:], factor[:-lag], "spearman")
     np.testing.assert_allclose(got[lag:], want, atol=1e-12)
-    cov = coverage(factor, prices)
-    priced = ~np.isnan(prices)
-    np.testing.assert_allclose(cov, (priced & ~np.isnan(factor)).sum(axis=1) / priced.sum(axis=1))
+    fwd = forward_returns(prices, 2)
+    cov = coverage(factor, prices, fwd)
+    for t in range(len(factor)):
+        frame = pd.DataFrame({"p": prices[t], "f": factor[t], "r": fwd[t]})
+        listed = frame.loc[frame["p"].notna()]
+        want = listed.notna().all(axis=1).mean() if t < len(factor) - 2 else np.nan
+        np.testing.assert_allclose(cov[t], want, err_msg=f"day {t}")
 
 
 def test_rank_correlation_matrix_matches_pandas():
@@ -153,3 +162,63 @@ def test_factor_report_holds_every_section():
     assert set(report.turnover.columns) == {"top", "bottom"}
     with pytest.raises(ValueError, match="do not align"):
         factor_report(factor, prices[:, :3], dates)
+
+
+def test_messy_market_coverage_counts_every_listed_name(tmp_path):
+    """Halted names (their index carried) keep a forward return, a late listing counts from
+    its first bar and a delisted name stops counting after its delisting; coverage is over
+    the listed names, the rank IC over the names with both values."""
+    market, delistings = messy_market()
+    bars = bars_dataset(market)
+    prices = total_return_index(bars, delistings).transpose("date", "symbol")
+    dates = pd.DatetimeIndex(prices.indexes["date"])
+    symbols = list(prices.indexes["symbol"])
+    rng = np.random.default_rng(11)
+    factor = rng.normal(size=prices.shape)
+    factor[rng.random(factor.shape) < 0.2] = np.nan
+    report = factor_report(factor, prices.values, dates, horizons=(1, 2), quantiles=2, lags=(1,))
+    # The reference: listing from the bars' first dates and the declared delistings, forward
+    # returns from the holding loop.
+    first_bar = market.bars.groupby("symbol")["date"].min()
+    held = reference_index(market, delistings)
+    forward = held.shift(-1) / held - 1.0
+    for t, day in enumerate(dates):
+        listed = [
+            s
+            for s in symbols
+            if first_bar[s] <= day and not (s in delistings and day > delistings[s])
+        ]
+        valid = [s for s in listed if not np.isnan(factor[t, symbols.index(s)])]
+        valid = [s for s in valid if not np.isnan(forward.at[day, s])]
+        want = len(valid) / len(listed) if t < len(dates) - 1 else np.nan
+        np.testing.assert_allclose(report.coverage.iloc[t], want, err_msg=f"{day.date()}")
+        frame = pd.DataFrame({"f": factor[t], "r": forward.loc[day].to_numpy()}).dropna()
+        ic = frame["f"].rank().corr(frame["r"].rank()) if len(frame) >= 3 else np.nan
+        np.testing.assert_allclose(report.rank_ic[1].iloc[t], ic, atol=1e-12)
+    # Halted B (days 2-4) and C (day 8) have a forward return; delisted D and F are listed
+    # through their delisting session (day 6) only.
+    assert np.isfinite(forward.loc[dates[2], "B"]) and np.isfinite(forward.loc[dates[8], "C"])
+    assert np.isfinite(prices.sel(symbol="D").values[6]) and np.isnan(
+        prices.sel(symbol="D").values[7]
+    )
+
+
+def test_lake_factor_report_ends_at_declared_delistings(tmp_path):
+    """The report from a lake uses the index with the instruments' delistings: a name with a
+    factor value after its delisting is not counted (it is not listed)."""
+    market, delistings = messy_market()
+    lake = Lake(tmp_path / "lake")
+    days = sorted(market.bars["date"].unique())
+    lake.write("bars", market.bars, days)
+    lake.write("corporate_actions", market.actions, days)
+    # A factor on every (date, symbol) of the grid, delisted names included.
+    grid = pd.MultiIndex.from_product([days, sorted(market.bars["symbol"].unique())])
+    factors = pd.DataFrame({"date": grid.get_level_values(0), "symbol": grid.get_level_values(1)})
+    factors["f"] = np.arange(len(factors), dtype=float) % 7
+    lake.write("factors", factors, days)
+    tables = lake_factor_report(lake, ["f"], pd.Series(delistings), horizons=(1,), quantiles=2)
+    listed = reference_index(market, delistings).notna()
+    forward_known = listed & listed.shift(-1, fill_value=False)
+    want = (forward_known.sum(axis=1) / listed.sum(axis=1)).iloc[:-1].mean()
+    assert tables["summary"].loc[0, "coverage"] == pytest.approx(want)
+    assert want < 1.0  # names delisted within the next session do not have a forward return

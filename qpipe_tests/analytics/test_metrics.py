@@ -11,6 +11,7 @@ from qpipe.analytics.metrics import (
     monthly_returns,
     performance_metrics,
     relative_metrics,
+    sample_std,
     yearly_returns,
 )
 
@@ -59,7 +60,8 @@ def test_relative_metrics_against_an_ols_reference():
     got = relative_metrics(returns, bench)
     slope, intercept = np.polyfit(b, r, 1)
     assert got["beta"] == pytest.approx(slope, rel=1e-9)
-    assert got["alpha"] == pytest.approx(intercept * 252, rel=1e-9)
+    # The daily intercept compounded to a year (like CAGR), not multiplied by 252.
+    assert got["alpha"] == pytest.approx((1 + intercept) ** 252 - 1, rel=1e-9)
     active = r - b
     assert got["tracking_error"] == pytest.approx(active.std(ddof=1) * np.sqrt(252))
     assert got["information_ratio"] == pytest.approx(
@@ -67,11 +69,58 @@ def test_relative_metrics_against_an_ols_reference():
     )
 
 
+def test_annualisation_follows_periods_per_year():
+    """A 242-session year (XSHG) annualises every figure with 242, not 252."""
+    eq = curve([100, 101, 99.5, 102, 101, 103.5])
+    r = np.array([101 / 100, 99.5 / 101, 102 / 99.5, 101 / 102, 103.5 / 101]) - 1
+    bench = curve([50, 50.2, 50.1, 50.6, 50.3, 50.9])
+    b = bench.to_numpy()[1:] / bench.to_numpy()[:-1] - 1
+    daily = pd.DataFrame({"turnover": [1.0, 0, 0.2, 0, 0, 0.3], "costs": 0.0}, index=eq.index)
+    m = performance_metrics(eq, daily, bench, periods_per_year=242)
+    assert m["periods_per_year"] == 242
+    mean, std = sum(r) / 5, np.sqrt(sum((x - sum(r) / 5) ** 2 for x in r) / 4)
+    assert m["sharpe"] == pytest.approx(mean / std * np.sqrt(242), rel=1e-12)
+    assert m["volatility"] == pytest.approx(std * np.sqrt(242), rel=1e-12)
+    assert m["cagr"] == pytest.approx(1.035 ** (242 / 5) - 1, rel=1e-12)
+    downside = np.sqrt(((99.5 / 101 - 1) ** 2 + (101 / 102 - 1) ** 2) / 5)
+    assert m["sortino"] == pytest.approx(mean / downside * np.sqrt(242), rel=1e-12)
+    assert m["annual_turnover"] == pytest.approx(1.5 / 6 * 242)
+    active = r - b
+    te = active.std(ddof=1)
+    assert m["tracking_error"] == pytest.approx(te * np.sqrt(242), rel=1e-12)
+    assert m["information_ratio"] == pytest.approx(active.mean() / te * np.sqrt(242), rel=1e-12)
+    _, intercept = np.polyfit(b, r, 1)
+    assert m["alpha"] == pytest.approx((1 + intercept) ** 242 - 1, rel=1e-9)
+    default = performance_metrics(eq, daily, bench)
+    assert default["periods_per_year"] == 252
+    assert default["sharpe"] == pytest.approx(m["sharpe"] * np.sqrt(252 / 242))
+    with pytest.raises(ValueError, match="periods_per_year"):
+        performance_metrics(eq, periods_per_year=0)
+
+
 def test_constant_curve_has_undefined_ratios():
     m = performance_metrics(curve([5, 5, 5, 5]))
     assert m["total_return"] == 0 and m["max_drawdown"] == 0
     assert np.isnan(m["sharpe"]) and np.isnan(m["sortino"]) and np.isnan(m["calmar"])
     assert np.isnan(m["hit_rate"])
+
+
+def test_identical_values_have_no_dispersion():
+    """pandas leaves a rounding residue on some constant series (0.1 three times gives about
+    1.7e-17), which would make ratios over them arbitrary and huge."""
+    same = pd.Series([0.1, 0.1, 0.1])
+    assert same.std(ddof=1) != 0.0  # the residue this guards against
+    assert sample_std(same) == 0.0
+    assert np.isnan(sample_std(pd.Series([0.1])))
+    assert sample_std(pd.Series([0.1, 0.3])) == pytest.approx(np.sqrt(0.02))
+    # Beating the benchmark by exactly 0.1 every session: no tracking error, and so no
+    # information ratio (not 0.1 / 1.7e-17).
+    bench = curve([10, 11, 12, 13])
+    b = bench.pct_change().iloc[1:]
+    returns = b + 0.1
+    assert ((returns - b) == 0.1).all()
+    got = relative_metrics(returns, bench)
+    assert got["tracking_error"] == 0.0 and np.isnan(got["information_ratio"])
 
 
 def test_monthly_and_yearly_tables():

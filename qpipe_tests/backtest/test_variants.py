@@ -49,8 +49,9 @@ def test_configured_parameters_reproduce_the_signal_backtest(setup):
     project, market, factors, base = setup
     strategy = project.strategies["lab"]
     signals = compute_signals(strategy, market, factors, project.instruments, project.calendar)
+    year = project.calendar.sessions_per_year
     want, want_bench = run_backtest(strategy, market, signals, project.settings.backtest,
-                                    project.instruments)  # fmt: skip
+                                    project.instruments, periods_per_year=year)  # fmt: skip
     got, bench = run_variant(base)
     pd.testing.assert_series_equal(got.equity, want.equity, check_exact=True)
     pd.testing.assert_series_equal(bench, want_bench, check_exact=True)

@@ -96,7 +96,7 @@ def test_sensor_computes_factors_for_the_synced_sessions(factor_project):
 def test_factor_report_asset_saves_every_table(factor_project):
     from qpipe.analytics.factor_eda import forward_returns, information_coefficient
     from qpipe.analytics.factor_store import load_table
-    from qpipe.backtest.inputs import bars_dataset, total_return_index
+    from qpipe.backtest.inputs import bars_dataset, delisting_dates, total_return_index
     from qpipe.data.schema import MarketData
 
     project, cfg = factor_project
@@ -114,7 +114,8 @@ def test_factor_report_asset_saves_every_table(factor_project):
     assert corr.shape == (5, 5) and (corr.to_numpy().diagonal() == 1.0).all()
     # The stored rank IC is the core's on the lake's total-return prices.
     market = MarketData(project.lake.read("bars"), project.lake.read("corporate_actions"))
-    prices = total_return_index(bars_dataset(market)).transpose("date", "symbol")
+    delistings = delisting_dates(project.instruments)
+    prices = total_return_index(bars_dataset(market), delistings).transpose("date", "symbol")
     frame = project.lake.read("factors", columns=["vol_20"])
     panel = (
         frame.pivot(index="date", columns="symbol", values="vol_20")

@@ -32,7 +32,11 @@ from qpipe.factors.registry import FactorError, FactorLibrary
 
 SYMBOLS = ["A", "B", "C", "D", "E", "F"]
 SECTORS = ["tech", "tech", "energy", "energy", "", "tech"]
-PANEL_FIELDS = [f.name for f in dataclasses.fields(FactorInputs) if f.init and f.name != "sector"]
+PANEL_FIELDS = [
+    f.name
+    for f in dataclasses.fields(FactorInputs)
+    if f.init and f.name not in ("sector", "sessions_per_year")
+]
 
 
 def make_inputs(n_dates: int = 40, seed: int = 0, holes: bool = True) -> FactorInputs:

@@ -60,7 +60,9 @@ def _backtests(strategies: dict[str, BaseStrategy]) -> AssetsDefinition:
         settings = proj.settings.backtest
         selected = {key.to_user_string() for key in context.selected_asset_keys}
         chosen = {n: s for n, s in strategies.items() if f"backtest_{n}" in selected}
-        for name, result, path in backtest_lake(proj.lake, chosen, settings, proj.instruments):
+        year = proj.calendar.sessions_per_year
+        runs = backtest_lake(proj.lake, chosen, settings, proj.instruments, periods_per_year=year)
+        for name, result, path in runs:
             metrics = {k: float(result.metrics[k]) for k in HEADLINE}
             context.log.info(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
             yield MaterializeResult(

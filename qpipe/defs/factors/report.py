@@ -12,6 +12,7 @@ from dagster import (
 )
 
 from qpipe.analytics.factor_store import lake_factor_report, save_report
+from qpipe.backtest.inputs import delisting_dates
 from qpipe.defs.resources import ProjectResource
 
 
@@ -30,7 +31,8 @@ def build_factor_report_asset() -> AssetsDefinition:
     )
     def factor_report(context: AssetExecutionContext, qpipe: ProjectResource) -> MaterializeResult:
         proj = qpipe.get()
-        tables = lake_factor_report(proj.lake, proj.factor_names)
+        delistings = delisting_dates(proj.instruments)
+        tables = lake_factor_report(proj.lake, proj.factor_names, delistings)
         path = save_report(proj.lake.root, tables)
         summary = tables["summary"].set_index("factor")
         best = summary["rank_ic_mean_20"].abs().sort_values(ascending=False).head(10).index
