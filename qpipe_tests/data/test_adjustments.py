@@ -248,13 +248,17 @@ def planted_facts(bars: pd.DataFrame, planted: pd.DataFrame) -> pd.DataFrame:
     return facts
 
 
-def random_market(seed: int, n: int = 250) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Two symbols on 250 business days with cent closes and planted actions on awkward days:
-    AAA halts for 5 days mid-history (a dividend on its first day back) and has a 3-for-2 split,
-    a 2-for-1 split and a dividend on the last day; BBB lists late (day 40), has a 1-for-4
-    reverse split and quarterly dividends."""
+def random_market(
+    seed: int, days: pd.DatetimeIndex | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two symbols on 250 days (default: business days) with cent closes and planted actions on
+    awkward days: AAA halts for 5 days mid-history (a dividend on its first day back) and has a
+    3-for-2 split, a 2-for-1 split and a dividend on the last day; BBB lists late (day 40), has a
+    1-for-4 reverse split and quarterly dividends."""
     rng = np.random.default_rng(seed)
-    days = pd.bdate_range("2001-01-02", periods=n).astype("datetime64[ns]")
+    if days is None:
+        days = pd.bdate_range("2001-01-02", periods=250).astype("datetime64[ns]")
+    n = len(days)
     planted = pd.DataFrame(
         [
             (days[30], "AAA", 1.0, 0.31),
