@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+import bottleneck as bn
 import numpy as np
 import pandas as pd
 
@@ -67,31 +68,33 @@ def decimals_written(values: np.ndarray) -> np.ndarray:
     value a multiple of ``10**-d`` up to float resolution (``MAX_DECIMALS`` when none is)."""
     x = np.abs(np.asarray(values, dtype=np.float64))
     out = np.full(x.shape, MAX_DECIMALS, dtype=np.int64)
-    todo = np.isfinite(x)
+    todo = np.flatnonzero(np.isfinite(x))
     for d in range(MAX_DECIMALS + 1):
-        scaled = x * 10.0**d
+        scaled = x[todo] * 10.0**d
         # A decimal with d places parsed to the nearest double, then scaled: within a few ulps.
         exact = np.abs(scaled - np.rint(scaled)) <= 1e-15 * scaled + 1e-300
-        hit = todo & exact
-        out[hit] = d
-        todo &= ~hit
-        if not todo.any():
+        out[todo[exact]] = d
+        todo = todo[~exact]
+        if not len(todo):
             break
     return out
 
 
-def rounding_half_units(values: pd.Series, symbols: pd.Series) -> pd.Series:
+def rounding_half_units(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Half the rounding unit of each value (``0.5 * 10**-d``), ``d`` the most decimals written
-    among the :data:`PRECISION_WINDOW` rows of the same symbol centred on it. ``values`` must be
-    sorted by date within each symbol; the result is aligned with ``values.index``."""
-    written = pd.Series(decimals_written(values.to_numpy()), index=values.index, dtype=np.float64)
-    pooled = (
-        written.groupby(symbols.to_numpy(), sort=False)
-        .rolling(PRECISION_WINDOW, center=True, min_periods=1)
-        .max()
-        .droplevel(0)
-        .reindex(values.index)
-    )
+    among the :data:`PRECISION_WINDOW` rows of the same symbol centred on it. The values are
+    grouped by symbol (each symbol's rows together, by date); ``starts`` flags the first row of
+    each symbol."""
+    written = decimals_written(values).astype(np.float64)
+    if not len(written):
+        return written
+    # Each symbol's rows followed by `half` NaN rows, so no window reaches another symbol.
+    half = PRECISION_WINDOW // 2
+    group = np.cumsum(starts) - 1
+    position = np.arange(len(written)) + half * group
+    padded = np.full(max(len(written) + half * (int(group[-1]) + 1), 2 * half + 1), np.nan)
+    padded[position] = written
+    pooled = bn.move_max(padded, window=2 * half + 1, min_count=1)[position + half]
     return 0.5 * 10.0**-pooled
 
 
@@ -139,17 +142,16 @@ def derive_actions(bars_with_adj: pd.DataFrame) -> DerivedActions:
         return DerivedActions(empty_frame(ACTION_COLUMNS), _no_unexplained())
 
     symbol = frame["symbol"]
+    first = (symbol != symbol.shift(1)).to_numpy()  # each symbol's first row
     close = frame["close"].to_numpy(dtype=np.float64)
     adj = frame["adj_close"].to_numpy(dtype=np.float64)
-    half_close = rounding_half_units(frame["close"], symbol).to_numpy()
-    half_adj = rounding_half_units(frame["adj_close"], symbol).to_numpy()
+    half_close = rounding_half_units(close, first)
+    half_adj = rounding_half_units(adj, first)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = adj / close
         low = np.maximum(adj - half_adj, 0.0) / (close + half_close)
         below = close - half_close
         high = np.where(below > 0, (adj + half_adj) / below, np.inf)
-
-    first = (symbol != symbol.shift(1)).to_numpy()
 
     def previous(values: np.ndarray) -> np.ndarray:
         out = np.empty_like(values, dtype=np.float64)

@@ -14,7 +14,9 @@ from qpipe.data.adjustments import (
     actions_from_adjusted,
     adjusted_prices,
     adjustment_multipliers,
+    decimals_written,
     derive_actions,
+    rounding_half_units,
 )
 from qpipe.data.schema import ACTION_COLUMNS
 
@@ -368,6 +370,23 @@ def test_precision_is_read_locally_where_a_file_changes_it():
     actions = actions_from_adjusted(bars)
     assert actions["date"].tolist() == [day]
     assert actions["dividend"].iloc[0] == pytest.approx(planted["dividend"].iloc[0], rel=0.05)
+
+
+def test_rounding_units_pool_decimals_within_a_symbol_and_a_window():
+    # A: 2 decimals (10.5 and 10.0 have fewer written); B: 6 decimals; C: 2 decimals for 15
+    # rows, then 6 (each row pools the 21 rows centred on it).
+    values = [10.5, 10.25, 10.0, 3.123456, 3.1, 3.2] + [1.25] * 15 + [1.123456] * 15
+    starts = np.zeros(len(values), dtype=bool)
+    starts[[0, 3, 6]] = True
+    half = rounding_half_units(np.array(values), starts)
+    np.testing.assert_array_equal(half[:3], [0.005] * 3)
+    np.testing.assert_array_equal(half[3:6], [5e-7] * 3)
+    c = half[6:]
+    np.testing.assert_array_equal(c[:5], [0.005] * 5)  # rows 0-4: windows end before row 15
+    np.testing.assert_array_equal(c[5:], [5e-7] * 25)
+    np.testing.assert_array_equal(
+        decimals_written(np.array([100.0, 0.1, 2.675, 1e-7])), [0, 1, 3, 7]
+    )
 
 
 # -- properties ------------------------------------------------------------------------------------
