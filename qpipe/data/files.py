@@ -202,10 +202,11 @@ class FilesSource(DataSource):
         frame = pd.concat([t.frame for t in tables], ignore_index=True)  # every row, any date
         bars = normalize(frame, BAR_COLUMNS)
 
-        given = self._read_actions(bars) if self.config.actions is not None else None
-        parts = [given] if given is not None else []
+        parts, named = [], set()
+        if self.config.actions is not None:
+            given, named = self._read_actions(bars)
+            parts.append(given)
         if self.config.columns.adj_close is not None:
-            named = set(given["symbol"]) if given is not None else set()
             for table in tables:
                 parts.append(self._derive_actions(table, named))
         actions = (
@@ -359,11 +360,11 @@ class FilesSource(DataSource):
             warnings.warn(message, UserWarning, stacklevel=5)
         return derived.actions
 
-    def _read_actions(self, bars: pd.DataFrame) -> pd.DataFrame:
-        """The actions file as contract rows: ``factor = 1/split_ratio - dividend/previous
-        close`` with the symbol's last close before the ex-date. Actions dated on or before a
-        symbol's first bar adjust nothing and are dropped; symbols without bars are dropped
-        with a warning."""
+    def _read_actions(self, bars: pd.DataFrame) -> tuple[pd.DataFrame, set[str]]:
+        """The actions file as contract rows, ``factor = 1/split_ratio - dividend/previous
+        close`` with the symbol's last close before the ex-date, and every symbol it names.
+        Actions dated on or before a symbol's first bar adjust nothing and are dropped; symbols
+        without bars are dropped with a warning."""
         assert self.config.actions is not None
         checker = self._side_file(self.config.actions, "files.actions")
         raw = checker.read_required(ACTION_FILE_COLUMNS, ())
@@ -386,8 +387,8 @@ class FilesSource(DataSource):
         )
         checker.check_duplicates(rows, "action")
 
-        known = set(bars["symbol"])
-        unknown = sorted(set(rows["symbol"]) - known)
+        known, named = set(bars["symbol"]), set(rows["symbol"])
+        unknown = sorted(named - known)
         if unknown:
             warnings.warn(
                 f"{checker.path}: no bars for {_named(unknown)}; their actions are ignored",
@@ -414,7 +415,7 @@ class FilesSource(DataSource):
                 f"(split_ratio {previous.at[i, 'split_ratio']:g})"
             ),
         )
-        return previous.assign(factor=factor).loc[:, list(ACTION_COLUMNS)]
+        return previous.assign(factor=factor).loc[:, list(ACTION_COLUMNS)], named
 
     # -- instruments --------------------------------------------------------------------------
 

@@ -747,6 +747,11 @@ def test_an_actions_file_wins_over_derivation(calendar, tmp_path):
     assert rows[2][:4] == (pd.Timestamp("2001-01-05"), "AAA", 1.0, 0.25)
     assert rows[2][4] == pytest.approx(1 - 0.25 / 51.19, rel=1e-15)
     assert len(rows) == 3
+    # A symbol the file names has only the file's actions, even when none of them is in range.
+    only_old = write(tmp_path / "old.csv", "date,symbol,split_ratio,dividend\n2000-12-29,BBB,3,\n")
+    source = source_for(calendar, bars, columns=ColumnMap(adj_close="adj"), actions=only_old)
+    with pytest.warns(UserWarning):
+        assert source.fetch("2000-01-03", "2001-01-31").actions["symbol"].tolist() == ["AAA"]
     # Without adj_close mapped the file alone gives the actions.
     alone = source_for(calendar, bars, actions=actions_file)
     with pytest.warns(UserWarning):
