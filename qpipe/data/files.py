@@ -345,15 +345,16 @@ class FilesSource(DataSource):
             cols = self.config.columns
             ratio = f"{cols.adj_close!r} / {cols.close!r}"
             if row["split_ratio"] != 1.0:
-                found = f"a split of {row['split_ratio']:g} new shares per old is recorded, and "
-                beyond = " more than the split explains"
+                jump = (
+                    f"a split of {row['split_ratio']:g} new shares per old is recorded, but "
+                    f"{ratio} falls {row['fall']:.4%} short of it from {where(row['previous'])}"
+                )
             else:
-                found, beyond = "", ""
+                jump = f"{ratio} falls {row['fall']:.4%} from {where(row['previous'])}"
             message = (
                 f"{table.checker.path}, {where(label)}: {row['symbol']} on "
-                f"{row['date']:%Y-%m-%d}: {found}{ratio} falls {row['fall']:.4%} from "
-                f"{where(row['previous'])}{beyond}, beyond what the written decimals explain; "
-                "that would be a negative dividend, so none is recorded"
+                f"{row['date']:%Y-%m-%d}: {jump}, more than the written decimals explain; that "
+                "would be a negative dividend, so none is recorded"
             )
             if len(odd) > 1:
                 message += f" ({len(odd)} rows like this)"
@@ -411,8 +412,8 @@ class FilesSource(DataSource):
             factor <= 0,
             lambda i: (
                 f"dividend {previous.at[i, 'dividend']:g} of {previous.at[i, 'symbol']} is not "
-                f"below the previous close {previous.at[i, 'close']:g} per post-split share "
-                f"(split_ratio {previous.at[i, 'split_ratio']:g})"
+                f"below the previous close {previous.at[i, 'close']:g} divided by split_ratio "
+                f"{previous.at[i, 'split_ratio']:g}: the price factor would not be positive"
             ),
         )
         return previous.assign(factor=factor).loc[:, list(ACTION_COLUMNS)], named

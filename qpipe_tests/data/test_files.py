@@ -706,6 +706,25 @@ def test_a_falling_adjusted_ratio_warns_with_the_file_and_row(calendar, tmp_path
     assert len(messages) == 1
     assert "adj.csv, line 4: AAA on 2001-01-04: 'adj' / 'close' falls 1.0" in messages[0]
     assert "from line 3" in messages[0]
+    # A split whose adjusted ratio falls short of it: the split alone is recorded.
+    path = write(
+        tmp_path / "split.csv",
+        "date,symbol,close,adj\n"
+        "2001-01-02,AAA,40.13,20.07\n"
+        "2001-01-03,AAA,40.55,20.28\n"
+        "2001-01-04,AAA,20.02,19.95\n"  # 0.9965 of the close after 0.5001 x 2: 0.4% short
+        "2001-01-05,AAA,20.11,20.04\n",
+    )
+    source = source_for(calendar, path, columns=ColumnMap(adj_close="adj"))
+    with pytest.warns(UserWarning, match="negative dividend") as record:
+        actions = source.fetch("2001-01-01", "2001-01-31").actions
+    assert actions[["split_ratio", "dividend", "factor"]].values.tolist() == [[2.0, 0.0, 0.5]]
+    message = next(str(w.message) for w in record if "negative dividend" in str(w.message))
+    assert "split.csv, line 4: AAA on 2001-01-04: a split of 2 new shares per old is " in message
+    assert (
+        "recorded, but 'adj' / 'close' falls 0.3" in message
+        and "short of it from line 3" in message
+    )
 
 
 ACTIONS_BARS = """\
