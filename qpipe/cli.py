@@ -178,6 +178,7 @@ def _execute(
     the named ``assets`` of it when given), with a progress display, then print what it
     materialised and what its checks found."""
     import dagster
+    from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from qpipe.progress import listening
@@ -245,8 +246,32 @@ def _execute(
             else ("[red]FAIL[/]" if ev.severity.value == "ERROR" else "[yellow]warn[/]")
         )
         summary = ev.metadata["summary"].value if "summary" in ev.metadata else ""
-        console.print(f"  check {ev.check_name:<18} {status}  {summary}")
+        console.print(f"  check {ev.check_name:<18} {status}  {escape(summary)}")
+        if not ev.passed and "details" in ev.metadata:
+            _print_details(console, ev.check_name, list(ev.metadata["details"].value), record)
     console.print(f"Run {result.run_id} succeeded.")
+
+
+CLI_DETAILS = 20
+"""Offending rows of a check printed below its summary line."""
+
+
+def _print_details(console: Any, check: str, details: list[str], record: bool) -> None:
+    """The rows a check's summary does not name, up to :data:`CLI_DETAILS`, and where the
+    rest are."""
+    from qpipe.data.quality import MAX_IN_SUMMARY
+
+    rest = details[MAX_IN_SUMMARY:]
+    for line in rest[:CLI_DETAILS]:
+        console.print(f"      {line}", markup=False, highlight=False)
+    if len(rest) > CLI_DETAILS:
+        where = "" if record else "; run with --record to keep them"
+        console.print(
+            f"      ... {len(rest) - CLI_DETAILS} more in the Dagster UI (asset check "
+            f"bars/{check}, metadata 'details'{where})",
+            markup=False,
+            highlight=False,
+        )
 
 
 @cli.group(invoke_without_command=True)

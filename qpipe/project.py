@@ -42,7 +42,7 @@ def build_source(settings: Settings, calendar: TradingCalendar) -> DataSource:
         from qpipe.data.files import FilesSource
 
         assert settings.data.files is not None  # guaranteed by DataConfig validation
-        return FilesSource(calendar, settings.data.files)
+        return FilesSource(calendar, settings.data.files, fill=settings.backtest.fill)
     if kind == "ib":
         from qpipe.data.ib_source import IBSource
 

@@ -94,6 +94,9 @@ class ColumnMap(StrictModel):
     volume: str | None = "volume"
     adj_close: str | None = None
     """If set, splits and dividends are derived from the ratio ``adj_close / close``."""
+    delisted: str | None = None
+    """If set, a column holding the symbol's delisting date (its last trading session) on its
+    rows (empty cells allowed; the dates given for one symbol must agree)."""
 
 
 class FilesSourceConfig(StrictModel):
@@ -104,7 +107,18 @@ class FilesSourceConfig(StrictModel):
     format: Literal["auto", "csv", "parquet"] = "auto"
     columns: ColumnMap = Field(default_factory=ColumnMap)
     date_format: str | None = None
-    """``strptime`` format of the date column; None lets pandas parse ISO dates."""
+    """``strptime`` format of the date columns (of every file of the source); None lets pandas
+    parse ISO dates."""
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    """Field delimiter of CSV files (e.g. ``";"`` or ``"\\t"``)."""
+    actions: Path | None = None
+    """A CSV or Parquet file of corporate actions with columns ``date`` (ex-date), ``symbol``,
+    ``split_ratio`` (new shares per old, empty = 1) and ``dividend`` (cash per share, empty =
+    0). For the symbols it names it replaces the actions derived from ``columns.adj_close``."""
+    instruments: Path | None = None
+    """A CSV or Parquet file with a ``symbol`` column, a ``delisted`` column (the last session
+    the symbol trades; empty: not delisted) and optionally ``kind`` (stock or etf) and
+    ``sector``."""
 
 
 class SampleSourceConfig(StrictModel):
@@ -429,6 +443,22 @@ class Settings(StrictModel):
             raise ValueError("calendar.start is required with the files source")
         return self
 
+    @model_validator(mode="after")
+    def _fill_price_exists(self) -> Settings:
+        files = self.data.files
+        if (
+            self.data.source == "files"
+            and files is not None
+            and files.columns.open is None
+            and self.backtest.fill == "next_open"
+        ):
+            raise ValueError(
+                "backtest.fill 'next_open' fills orders at the next session's open, but "
+                "data.files.columns.open is null (the files have no open prices), so no order "
+                "would ever fill: set backtest.fill to next_close or close"
+            )
+        return self
+
 
 def _format_error(source: str, exc: ValidationError) -> str:
     lines = [f"invalid configuration in {source}:"]
@@ -443,6 +473,9 @@ def _format_error(source: str, exc: ValidationError) -> str:
         key = ".".join(str(p) for p in loc) or "(top level)"
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        if not loc and err["type"] == "value_error":
+            lines.append(f"  {err['ctx']['error']}")  # a check across sections names its keys
+            continue
         lines.append(f"  {key}: {msg}")
     return "\n".join(lines)
 
@@ -451,11 +484,14 @@ def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
     data = raw.get("data")
     if not isinstance(data, dict):
         return
-    for section in ("files", "sample"):
+    for section, keys in (("files", ("path", "actions", "instruments")), ("sample", ("path",))):
         sub = data.get(section)
-        if isinstance(sub, dict) and isinstance(sub.get("path"), str):
-            p = Path(sub["path"]).expanduser()
-            sub["path"] = str(p if p.is_absolute() else (base / p))
+        if not isinstance(sub, dict):
+            continue
+        for key in keys:
+            if isinstance(sub.get(key), str):
+                p = Path(sub[key]).expanduser()
+                sub[key] = str(p if p.is_absolute() else (base / p))
 
 
 def parse_settings(raw: Any, source: str = "<config>", base: Path | None = None) -> Settings:

@@ -337,3 +337,51 @@ def test_sync_retries_a_gap_and_ignores_future_rows(isolated_env, tmp_path):
     assert filled.exit_code == 0, filled.output
     assert f"Syncing 1 sessions {gap} .. {gap}" in filled.output
     assert synced() == past
+
+
+def test_sync_names_the_unexplained_moves(isolated_env, tmp_path, monkeypatch):
+    import qpipe.cli as cli_module
+
+    monkeypatch.setenv("COLUMNS", "300")  # no wrapping of the lines checked below
+    days = pd.bdate_range("2024-01-02", "2024-01-12")  # 9 XNYS sessions
+    # RRC: an unadjusted 3-for-1 split on the third day. XYZ: four swings beyond 50%.
+    closes = {
+        "RRC": [30.2, 30.01, 10.0, 10.1, 10.2, 10.0, 10.1, 10.3, 10.2],
+        "XYZ": [5.0, 5.1, 5.0, 11.0, 5.2, 5.3, 12.0, 5.5, 5.6],
+    }
+    rows = [
+        f"{day:%Y-%m-%d},{symbol},{c},{c},{c},{c},1000"
+        for symbol, values in closes.items()
+        for day, c in zip(days, values, strict=True)
+    ]
+    csv = tmp_path / "bars.csv"
+    csv.write_text("date,symbol,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    config = write_config(
+        tmp_path / "files.yaml",
+        {
+            "calendar": {"start": "2024-01-02"},
+            "data": {"source": "files", "files": {"path": str(csv)}},
+        },
+    )
+    args = ("--config", str(config), "sync", "--start", "2024-01-02", "--end", "2024-01-12")
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    split = (
+        "2024-01-04 RRC -66.7% (close 30.01 -> 10; before/after 3.0010, like an unadjusted "
+        "3-for-1 split)"
+    )
+    assert (
+        f"5 unexplained moves beyond 50%: {split}; 2024-01-05 XYZ +120.0% (close 5 -> 11); "
+        "2024-01-08 XYZ -52.7% (close 11 -> 5.2); and 2 more (the check's details list them all)"
+    ) in result.output
+    assert "      2024-01-10 XYZ +126.4% (close 5.3 -> 12)\n" in result.output
+    assert "      2024-01-11 XYZ -54.2% (close 12 -> 5.5)\n" in result.output
+
+    monkeypatch.setattr(cli_module, "CLI_DETAILS", 1)
+    result = invoke(*args, "--refresh")
+    assert "      2024-01-10 XYZ +126.4% (close 5.3 -> 12)\n" in result.output
+    assert "2024-01-11 XYZ" not in result.output.split("and 2 more")[1]
+    assert (
+        "      ... 1 more in the Dagster UI (asset check bars/extreme_returns, metadata "
+        "'details'; run with --record to keep them)"
+    ) in result.output

@@ -107,3 +107,40 @@ def test_data_dir_follows_env(monkeypatch, tmp_path):
     monkeypatch.delenv("QPIPE_DATA")
     monkeypatch.chdir(tmp_path)
     assert data_dir() == Path(tmp_path / "data").resolve()
+
+
+def test_close_only_files_cannot_fill_at_the_open():
+    files = {"path": "x.csv", "columns": {"open": None}}
+    raw = {"calendar": {"start": "2020-01-02"}, "data": {"source": "files", "files": files}}
+    with pytest.raises(ConfigError) as err:
+        parse_settings(raw, source="my.yaml")
+    message = str(err.value)
+    assert "backtest.fill 'next_open'" in message
+    assert "data.files.columns.open is null" in message
+    assert "set backtest.fill to next_close or close" in message
+    assert "(top level)" not in message
+    for fill in ("next_close", "close"):
+        assert parse_settings({**raw, "backtest": {"fill": fill}}).backtest.fill == fill
+    # Another source does not read the files section.
+    assert parse_settings({"data": {"files": files}}).data.source == "synthetic"
+
+
+def test_files_delimiter_is_one_character():
+    files = {"path": "x.csv", "delimiter": ";;"}
+    with pytest.raises(ConfigError, match=r"data.files.delimiter: String should have at most 1"):
+        parse_settings({"data": {"files": files}})
+    tab = parse_settings({"data": {"files": {"path": "x.csv", "delimiter": "\t"}}})
+    assert tab.data.files.delimiter == "\t"
+
+
+def test_actions_and_instruments_paths_resolve_against_the_config(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "calendar: {start: 2020-01-02}\n"
+        "data: {source: files, files: {path: bars.csv, actions: meta/actions.csv,"
+        " instruments: /abs/instruments.parquet}}\n"
+    )
+    files = load_settings(cfg).data.files
+    assert files.actions == tmp_path / "meta" / "actions.csv"
+    assert files.instruments == Path("/abs/instruments.parquet")
+    assert files.columns.delisted is None

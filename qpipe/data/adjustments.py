@@ -8,9 +8,11 @@ All functions are pure and vectorised; they take and return contract frames.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+import bottleneck as bn
 import numpy as np
 import pandas as pd
 
@@ -19,15 +21,20 @@ from qpipe.data.schema import ACTION_COLUMNS, PRICE_COLUMNS, empty_frame, normal
 AdjustmentKind = Literal["total_return", "split"]
 
 CHANGE_TOLERANCE = 1e-9
-"""Relative change of ``adj_close / close`` below which a day has no corporate action."""
+"""Relative change of ``adj_close / close`` that float arithmetic alone can produce: the floor
+of the rounding bound, which is all that is left for values written at full precision."""
+MAX_DECIMALS = 15
+"""Most decimal places a written value is taken to have (beyond them a float has no digits)."""
+PRECISION_WINDOW = 21
+"""Rows of one symbol (centred) whose decimals are pooled into the precision of each value:
+trailing zeros are not written (``10.5`` of a 2-decimal file), so one value's own decimals
+understate the rounding unit, while a file whose precision changes over time keeps it locally."""
 SPLIT_TOLERANCE = 0.005
 """Relative distance of ``1 / factor`` from a simple ratio ``p/q`` that still counts as a split."""
 MIN_SPLIT_MOVE = 0.2
 """A split ratio must differ from 1 by more than this (so 10% special dividends stay dividends)."""
 MAX_SPLIT_TERM = 10
 """Largest numerator and denominator of a detected split ratio."""
-DIVIDEND_EPSILON = 1e-9
-"""Dividends smaller than this (cash per share) are rounding noise and become 0."""
 
 SPLIT_RATIOS: np.ndarray = np.array(
     sorted(
@@ -42,60 +49,180 @@ SPLIT_RATIOS: np.ndarray = np.array(
 """Candidate split ratios: ``p/q`` with ``p, q <= 10`` more than 20% away from 1."""
 
 
-def actions_from_adjusted(bars_with_adj: pd.DataFrame) -> pd.DataFrame:
-    """Splits and cash dividends implied by a vendor's adjusted close.
+@dataclass(frozen=True)
+class DerivedActions:
+    """What an adjusted close says: the actions, and the jumps no action can explain."""
+
+    actions: pd.DataFrame
+    """Splits and dividends (:data:`~qpipe.data.schema.ACTION_COLUMNS`), sorted."""
+    unexplained: pd.DataFrame
+    """Days where ``adj_close / close`` fell beyond rounding (beyond what a split found that
+    day explains): a negative dividend, which is never recorded. Index: the labels of the input
+    rows; columns ``date``, ``symbol``, ``previous`` (label of the symbol's previous valid row),
+    ``split_ratio`` (the split recorded that day, 1.0 for none) and ``fall`` (relative fall of
+    the ratio beyond the split, a fraction)."""
+
+
+def decimals_written(values: np.ndarray) -> np.ndarray:
+    """Decimal places each value is written with: the fewest ``d <= MAX_DECIMALS`` with the
+    value a multiple of ``10**-d`` up to float resolution (``MAX_DECIMALS`` when none is)."""
+    x = np.abs(np.asarray(values, dtype=np.float64))
+    out = np.full(x.shape, MAX_DECIMALS, dtype=np.int64)
+    todo = np.flatnonzero(np.isfinite(x))
+    for d in range(MAX_DECIMALS + 1):
+        scaled = x[todo] * 10.0**d
+        # A decimal with d places parsed to the nearest double, then scaled: within a few ulps.
+        exact = np.abs(scaled - np.rint(scaled)) <= 1e-15 * scaled + 1e-300
+        out[todo[exact]] = d
+        todo = todo[~exact]
+        if not len(todo):
+            break
+    return out
+
+
+def rounding_half_units(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Half the rounding unit of each value (``0.5 * 10**-d``), ``d`` the most decimals written
+    among the :data:`PRECISION_WINDOW` rows of the same symbol centred on it. The values are
+    grouped by symbol (each symbol's rows together, by date); ``starts`` flags the first row of
+    each symbol."""
+    written = decimals_written(values).astype(np.float64)
+    if not len(written):
+        return written
+    # Each symbol's rows followed by `half` NaN rows, so no window reaches another symbol.
+    half = PRECISION_WINDOW // 2
+    group = np.cumsum(starts) - 1
+    position = np.arange(len(written)) + half * group
+    padded = np.full(max(len(written) + half * (int(group[-1]) + 1), 2 * half + 1), np.nan)
+    padded[position] = written
+    pooled = bn.move_max(padded, window=2 * half + 1, min_count=1)[position + half]
+    return 0.5 * 10.0**-pooled
+
+
+def nearest_split(ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate split ratio (:data:`SPLIT_RATIOS`) nearest each ``ratio``, and the
+    relative distance ``|ratio / split - 1|`` to it."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    distance = np.abs(ratio[:, None] / SPLIT_RATIOS[None, :] - 1.0)
+    best = distance.argmin(axis=1) if len(ratio) else np.zeros(0, dtype=np.int64)
+    return SPLIT_RATIOS[best], distance[np.arange(len(best)), best]
+
+
+def derive_actions(bars_with_adj: pd.DataFrame) -> DerivedActions:
+    """Splits and cash dividends implied by a vendor's adjusted close, and the jumps that none
+    can explain.
 
     ``bars_with_adj`` needs ``date``, ``symbol``, ``close`` (as traded) and ``adj_close``
-    (split- and dividend-adjusted, any base). Per symbol, with ``r_t = adj_close_t / close_t``,
-    every day where ``m = r_prev / r_t`` differs from 1 by more than :data:`CHANGE_TOLERANCE`
-    (relative) is an ex-date with ``factor = m`` exactly. If ``1 / m`` is within 0.5% of a simple
-    ratio ``p/q`` (:data:`SPLIT_RATIOS`) it is a split of that ratio and the rest of the jump a
-    dividend ``(1 / split_ratio - m) * close_prev``; otherwise the whole jump is a dividend
-    ``(1 - m) * close_prev`` (negative if the adjusted series jumps up). Rows where either close
-    is NaN or not positive are skipped, so an action inside such a gap lands on the next valid
-    day. Returns a frame with :data:`~qpipe.data.schema.ACTION_COLUMNS`, sorted by (date, symbol).
+    (split- and dividend-adjusted, any base), as written in the file: their decimals give the
+    precision (:func:`rounding_half_units`). Per symbol, with ``r = adj_close / close``, a day
+    is an ex-date only when ``m = r_prev / r`` differs from 1 by more than rounding can explain:
+    every true value lies within half a rounding unit of the written one, so the true ``m`` lies
+    in ``[r_prev_lo / r_hi, r_prev_hi / r_lo]`` (widened by :data:`CHANGE_TOLERANCE`), and that
+    interval must exclude 1. Then:
+
+    - If ``1 / m`` is within 0.5% of a simple ratio ``p/q`` (:data:`SPLIT_RATIOS`), or that
+      ratio lies in the interval, it is a split of exactly ``p/q``. When the interval contains
+      ``q/p`` the day is that split alone (``factor = q/p``, no dividend); when ``m`` is below
+      it, the rest is a dividend ``(q/p - m) * close_prev``.
+    - Otherwise, when ``m < 1``, the whole jump is a dividend ``(1 - m) * close_prev``
+      (``factor = m``).
+    - A ratio that falls (``m`` above ``1``, or above the split's ``q/p``, beyond rounding)
+      would be a negative dividend: it is never recorded (the split alone is) and is listed in
+      :attr:`DerivedActions.unexplained`.
+
+    Rows where either close is NaN or not positive are skipped, so an action inside such a gap
+    lands on the next valid day.
     """
     frame = bars_with_adj.loc[:, ["date", "symbol", "close", "adj_close"]]
     close = frame["close"].to_numpy(dtype=np.float64)
     adj = frame["adj_close"].to_numpy(dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(invalid="ignore"):
         valid = np.isfinite(close) & np.isfinite(adj) & (close > 0) & (adj > 0)
     frame = frame.loc[valid].sort_values(["symbol", "date"], kind="stable")
     if frame.empty:
-        return empty_frame(ACTION_COLUMNS)
+        return DerivedActions(empty_frame(ACTION_COLUMNS), _no_unexplained())
 
-    ratio = frame["adj_close"].astype(np.float64) / frame["close"].astype(np.float64)
-    by_symbol = frame.groupby("symbol", sort=False)
-    prev_ratio = ratio.groupby(frame["symbol"], sort=False).shift(1)
-    prev_close = by_symbol["close"].shift(1).astype(np.float64)
-    m = prev_ratio / ratio
-    is_action = (m - 1.0).abs() > CHANGE_TOLERANCE  # NaN (first day of a symbol) -> False
-    if not is_action.any():
-        return empty_frame(ACTION_COLUMNS)
+    symbol = frame["symbol"]
+    first = (symbol != symbol.shift(1)).to_numpy()  # each symbol's first row
+    close = frame["close"].to_numpy(dtype=np.float64)
+    adj = frame["adj_close"].to_numpy(dtype=np.float64)
+    half_close = rounding_half_units(close, first)
+    half_adj = rounding_half_units(adj, first)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = adj / close
+        low = np.maximum(adj - half_adj, 0.0) / (close + half_close)
+        below = close - half_close
+        high = np.where(below > 0, (adj + half_adj) / below, np.inf)
 
-    m_act = m[is_action].to_numpy()
-    prev_close_act = prev_close[is_action].to_numpy()
-    split_ratio = _nearest_split(1.0 / m_act)
-    dividend = (1.0 / split_ratio - m_act) * prev_close_act
-    dividend[np.abs(dividend) < DIVIDEND_EPSILON] = 0.0
+    def previous(values: np.ndarray) -> np.ndarray:
+        out = np.empty_like(values, dtype=np.float64)
+        out[0] = np.nan
+        out[1:] = values[:-1]
+        out[first] = np.nan
+        return out
+
+    prev_close = previous(close)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = previous(ratio) / ratio
+        m_low = previous(low) / high * (1.0 - CHANGE_TOLERANCE)
+        m_high = previous(high) / low * (1.0 + CHANGE_TOLERANCE)
+    changed = (m_high < 1.0) | (m_low > 1.0)  # NaN on a symbol's first row -> False
+    if not changed.any():
+        return DerivedActions(empty_frame(ACTION_COLUMNS), _no_unexplained())
+
+    idx = np.flatnonzero(changed)
+    m, m_low, m_high, prev_close = m[idx], m_low[idx], m_high[idx], prev_close[idx]
+    candidate, distance = nearest_split(1.0 / m)
+    target = 1.0 / candidate  # the factor of the candidate split alone
+    in_interval = (target >= m_low) & (target <= m_high)
+    is_split = (distance <= SPLIT_TOLERANCE) | in_interval
+    split_ratio = np.where(is_split, candidate, 1.0)
+    target = np.where(is_split, target, 1.0)
+    pure_split = is_split & in_interval
+    dividend_day = ~pure_split & (m_high < target)
+    fall = ~pure_split & ~dividend_day  # m_low > target: adj/close fell, a negative dividend
+
+    keep = pure_split | dividend_day | (fall & is_split)
+    factor = np.where(dividend_day, m, target)
+    dividend = np.where(dividend_day, (target - m) * prev_close, 0.0)
+    rows = frame.iloc[idx]
     actions = pd.DataFrame(
         {
-            "date": frame.loc[is_action, "date"].to_numpy(),
-            "symbol": frame.loc[is_action, "symbol"].to_numpy(),
-            "split_ratio": split_ratio,
-            "dividend": dividend,
-            "factor": m_act,
+            "date": rows["date"].to_numpy()[keep],
+            "symbol": rows["symbol"].to_numpy()[keep],
+            "split_ratio": split_ratio[keep],
+            "dividend": dividend[keep],
+            "factor": factor[keep],
         }
     )
-    return normalize(actions, ACTION_COLUMNS)
+    labels = frame.index.to_numpy()
+    unexplained = pd.DataFrame(
+        {
+            "date": rows["date"].to_numpy()[fall],
+            "symbol": rows["symbol"].to_numpy()[fall],
+            "previous": labels[idx - 1][fall],
+            "split_ratio": split_ratio[fall],
+            "fall": (1.0 - target / m)[fall],
+        },
+        index=rows.index[fall],
+    )
+    return DerivedActions(normalize(actions, ACTION_COLUMNS), unexplained)
 
 
-def _nearest_split(inverse_factor: np.ndarray) -> np.ndarray:
-    """The split ratio each ``1 / factor`` is close to, or 1.0 where none is close enough."""
-    distance = np.abs(inverse_factor[:, None] / SPLIT_RATIOS[None, :] - 1.0)
-    best = distance.argmin(axis=1)
-    close_enough = distance[np.arange(len(best)), best] <= SPLIT_TOLERANCE
-    return np.where(close_enough, SPLIT_RATIOS[best], 1.0)
+def actions_from_adjusted(bars_with_adj: pd.DataFrame) -> pd.DataFrame:
+    """The splits and dividends of :func:`derive_actions` (jumps it cannot explain dropped)."""
+    return derive_actions(bars_with_adj).actions
+
+
+def _no_unexplained() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.Series([], dtype="datetime64[ns]"),
+            "symbol": pd.Series([], dtype=object),
+            "previous": pd.Series([], dtype=object),
+            "split_ratio": pd.Series([], dtype=np.float64),
+            "fall": pd.Series([], dtype=np.float64),
+        }
+    )
 
 
 def adjustment_multipliers(

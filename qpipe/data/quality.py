@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from qpipe.data.adjustments import MAX_SPLIT_TERM, SPLIT_TOLERANCE, nearest_split
 from qpipe.data.universe import listed_on
 
 Severity = Literal["error", "warn"]
 MAX_EXAMPLES = 5
+MAX_IN_SUMMARY = 3
+"""Offending rows a check's one-line description names before it counts the rest."""
+MAX_DETAILS = 1000
+"""Offending rows a check lists in its details."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,9 @@ class CheckOutcome:
     failures: int = 0
     examples: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    details: list[str] = field(default_factory=list)
+    """One line per offending row (at most :data:`MAX_DETAILS`), for checks whose rows need
+    more than a date and a symbol to be understood."""
 
 
 def _examples(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> list[str]:
@@ -134,7 +143,10 @@ def check_extreme_returns(
 ) -> CheckOutcome:
     """Close-to-close moves beyond ``threshold`` (0.5 = +50% or -33%, symmetric in log
     terms) after removing the day's corporate-action ``factor``. ``previous_close`` (by
-    symbol) supplies the close before the first bar of each symbol."""
+    symbol) supplies the close before the first bar of each symbol.
+
+    Each move is named with its symbol, date, size and the two closes (:func:`describe_move`);
+    the description names the first few and says how many more the details list."""
     ordered = bars.sort_values(["symbol", "date"], kind="stable")
     prev = ordered.groupby("symbol")["close"].shift(1)
     if previous_close is not None:
@@ -147,14 +159,64 @@ def check_extreme_returns(
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ret = np.log(ordered["close"].to_numpy() / (prev.to_numpy() * factor.to_numpy()))
     bad = np.abs(log_ret) > np.log1p(threshold)
-    return _outcome(
-        "extreme_returns",
-        "warn",
-        f"no unexplained move beyond {threshold:.0%}",
-        f"unexplained moves beyond {threshold:.0%}",
-        ordered,
-        bad,
+    name, severity = "extreme_returns", "warn"
+    n = int(np.count_nonzero(bad))
+    if n == 0:
+        return CheckOutcome(name, True, severity, f"no unexplained move beyond {threshold:.0%}")
+    rows = ordered.loc[bad].head(MAX_DETAILS)
+    details = [
+        describe_move(sym, day, before, after, f)
+        for sym, day, before, after, f in zip(
+            rows["symbol"],
+            rows["date"],
+            prev.loc[rows.index],
+            rows["close"],
+            factor.loc[rows.index],
+            strict=True,
+        )
+    ]
+    moves = "move" if n == 1 else "moves"
+    description = f"{n} unexplained {moves} beyond {threshold:.0%}: " + "; ".join(
+        details[:MAX_IN_SUMMARY]
     )
+    if n > MAX_IN_SUMMARY:
+        listed = (
+            "the check's details list them all"
+            if n <= MAX_DETAILS
+            else f"the check's details list the first {MAX_DETAILS}"
+        )
+        description += f"; and {n - MAX_IN_SUMMARY} more ({listed})"
+    return CheckOutcome(
+        name=name,
+        passed=False,
+        severity=severity,
+        description=description,
+        failures=n,
+        examples=details[:MAX_EXAMPLES],
+        details=details,
+    )
+
+
+def describe_move(
+    symbol: str, day: pd.Timestamp, before: float, after: float, factor: float = 1.0
+) -> str:
+    """``1990-04-10 RRC -66.7% (close 30.01 -> 10; before/after 3.0009, like an unadjusted
+    3-for-1 split)``: a close-to-close move after the day's action ``factor``, and the simple
+    split ratio (:data:`~qpipe.data.adjustments.SPLIT_RATIOS`, within 0.5%) it resembles."""
+    base = before * factor
+    move = after / base - 1.0
+    text = f"{day:%Y-%m-%d} {symbol} {move:+.1%} (close {before:g} -> {after:g}"
+    if factor != 1.0:
+        text += f" with an action factor {factor:g}"
+    ratio = base / after
+    split, distance = nearest_split(np.array([ratio]))
+    if distance[0] <= SPLIT_TOLERANCE:
+        terms = Fraction(float(split[0])).limit_denominator(MAX_SPLIT_TERM)
+        text += (
+            f"; before/after {ratio:.4f}, like an unadjusted "
+            f"{terms.numerator}-for-{terms.denominator} split"
+        )
+    return text + ")"
 
 
 def run_all(

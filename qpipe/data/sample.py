@@ -51,7 +51,8 @@ class SampleSource(FilesSource):
         super().__init__(calendar, files)
 
     def instruments(self) -> pd.DataFrame:
-        """The sample's stocks with first/last date of data and their GICS sector."""
+        """The sample's stocks with their first date of data and GICS sector (the file
+        declares no delisting: ``last_date`` is NaT)."""
         out = super().instruments()
         out["sector"] = out["symbol"].map(SAMPLE_SECTORS).astype(object)
         out["sector"] = out["sector"].where(out["sector"].notna(), None)

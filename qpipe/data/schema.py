@@ -27,8 +27,10 @@ ACTION_COLUMNS: tuple[str, ...] = ("date", "symbol", "split_ratio", "dividend", 
 """
 
 INSTRUMENT_COLUMNS: tuple[str, ...] = ("symbol", "kind", "sector", "first_date", "last_date")
-"""Instruments a source offers: kind is ``stock`` or ``etf``; sector may be empty; last_date is
-NaT while the instrument is still listed."""
+"""Instruments a source offers: kind is ``stock`` or ``etf``; sector may be empty; first_date is
+the listing (or the first bar); last_date is the declared delisting, the last session the
+instrument trades, and NaT when the source declares none (never where its data happens to
+end: a symbol whose bars stop without a delisting is halted, not gone)."""
 
 BAR_SCHEMA = pa.schema(
     [

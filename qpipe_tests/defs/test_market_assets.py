@@ -100,3 +100,26 @@ def test_a_failing_source_writes_nothing(small_project, small_config, instance, 
     )
     assert not result.success
     pd.testing.assert_frame_equal(small_project.lake.read("bars"), before)
+
+
+def test_check_result_carries_every_offending_row():
+    from qpipe.data.quality import check_extreme_returns
+    from qpipe.data.schema import ACTION_COLUMNS, BAR_COLUMNS, empty_frame
+    from qpipe.defs.market.checks import to_check_result
+
+    closes = [30.01, 10.0, 10.2, 4.0, 12.5]
+    days = pd.bdate_range("2024-01-02", periods=5)
+    bars = pd.DataFrame(
+        [(d, "RRC", c, c, c, c, 1.0) for d, c in zip(days, closes, strict=True)],
+        columns=list(BAR_COLUMNS),
+    )
+    outcome = check_extreme_returns(bars, empty_frame(ACTION_COLUMNS))
+    result = to_check_result(outcome)
+    assert result.metadata["summary"].value == outcome.description
+    assert result.metadata["details"].value == [
+        "2024-01-03 RRC -66.7% (close 30.01 -> 10; before/after 3.0010, like an unadjusted "
+        "3-for-1 split)",
+        "2024-01-05 RRC -60.8% (close 10.2 -> 4)",
+        "2024-01-08 RRC +212.5% (close 4 -> 12.5)",
+    ]
+    assert result.metadata["failures"].value == 3

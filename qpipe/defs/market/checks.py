@@ -23,7 +23,8 @@ def bars_check_specs() -> list[AssetCheckSpec]:
 
 
 def to_check_result(outcome: CheckOutcome) -> AssetCheckResult:
-    """A Dagster check result carrying the outcome's counts and first examples."""
+    """A Dagster check result carrying the outcome's counts, first examples and, where the
+    check gives them, the details of every offending row (a JSON list of lines)."""
     severity = AssetCheckSeverity.ERROR if outcome.severity == "error" else AssetCheckSeverity.WARN
     metadata = {
         "summary": outcome.description,
@@ -32,6 +33,8 @@ def to_check_result(outcome: CheckOutcome) -> AssetCheckResult:
     }
     if outcome.examples:
         metadata["examples"] = MetadataValue.text(", ".join(outcome.examples))
+    if outcome.details:
+        metadata["details"] = MetadataValue.json(outcome.details)
     return AssetCheckResult(
         asset_key="bars",
         check_name=outcome.name,
