@@ -45,6 +45,15 @@ def benchmark_series(bars: xr.Dataset, spec: str, universe: list[str]) -> pd.Ser
     return pd.Series(np.cumprod(mean), index=bars.indexes["date"], name=EQUAL_WEIGHT)
 
 
+def declared_delistings(instruments: pd.DataFrame, bars: xr.Dataset) -> pd.Series:
+    """Symbol -> declared delisting date (the instruments' ``last_date``; NaT: none) of the
+    symbols in ``bars``: the engine closes a position on that session, and infers nothing
+    from where a name's bars end."""
+    frame = instruments.loc[instruments["last_date"].notna(), ["symbol", "last_date"]]
+    frame = frame.loc[frame["symbol"].isin(bars.indexes["symbol"])]
+    return pd.Series(frame["last_date"].to_numpy(), index=frame["symbol"].astype(str).to_numpy())
+
+
 def backtest_inputs(
     strategy: BaseStrategy,
     market: MarketData,
@@ -71,10 +80,11 @@ def run_backtest(
     instruments: pd.DataFrame,
 ) -> tuple[BacktestResult, pd.Series]:
     """Trade the strategy's target weights on the raw bars from its first signal session on,
-    with its stop loss and circuit breaker, against the configured benchmark; returns the
-    result and the benchmark series."""
+    with its stop loss and circuit breaker and the instruments' declared delistings, against
+    the configured benchmark; returns the result and the benchmark series."""
     bars, weights, benchmark = backtest_inputs(strategy, market, signals, settings, instruments)
-    return run_engine(strategy, bars, weights, settings, benchmark), benchmark
+    delistings = declared_delistings(instruments, bars)
+    return run_engine(strategy, bars, weights, settings, benchmark, delistings), benchmark
 
 
 def run_engine(
@@ -83,15 +93,17 @@ def run_engine(
     weights: xr.DataArray,
     settings: BacktestSettings,
     benchmark: pd.Series | None,
+    delistings: pd.Series | None = None,
 ) -> BacktestResult:
     """The engine of ``settings`` on ``bars`` and target ``weights`` with the strategy's stop
-    loss and circuit breaker."""
+    loss and circuit breaker, closing positions on their declared ``delistings``."""
     return BacktestEngine(engine_config(settings)).run(
         bars,
         weights,
         stop_loss=strategy.stop_loss,
         circuit_breaker=strategy.circuit_breaker,
         benchmark=benchmark,
+        delistings=delistings,
     )
 
 

@@ -18,7 +18,7 @@ import xarray as xr
 
 from qpipe.backtest.inputs import bars_dataset, weights_panel
 from qpipe.backtest.result import BacktestResult
-from qpipe.backtest.runner import benchmark_series, run_engine
+from qpipe.backtest.runner import benchmark_series, declared_delistings, run_engine
 from qpipe.calendars import TradingCalendar
 from qpipe.data.schema import MarketData
 from qpipe.settings import Settings
@@ -91,7 +91,8 @@ def run_variant(
     weights = weights_panel(signals).reindex(symbol=bars.indexes["symbol"])
     universe = strategy.universe.select(base.instruments)
     benchmark = benchmark_series(bars, settings.backtest.benchmark, universe)
-    result = run_engine(strategy, bars, weights, settings.backtest, benchmark)
+    delistings = declared_delistings(base.instruments, bars)
+    result = run_engine(strategy, bars, weights, settings.backtest, benchmark, delistings)
     return result, benchmark
 
 
