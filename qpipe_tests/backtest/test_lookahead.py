@@ -6,12 +6,9 @@ held name, a split of a held name, a circuit-breaker transition."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from qpipe.backtest.lookahead import Difference, first_difference, lookahead_difference
 from qpipe.backtest.result import BacktestResult
@@ -19,29 +16,19 @@ from qpipe.backtest.runner import run_backtest
 from qpipe.factors.factory import library_for, to_long
 from qpipe.factors.panel import compute
 from qpipe.project import Project
-from qpipe.settings import DEFAULT_CONFIG
 from qpipe.strategies.signals import compute_signals
+from qpipe_tests.conftest import demo_config
 
 START, END = "2020-07-01", "2022-04-29"
 """A window of the default market holding four delistings of names the default multi_factor
 strategy holds, halts of held names, splits and circuit-breaker transitions."""
 
 
-def demo_config(path: Path, start: str = START, end: str = END) -> Path:
-    """The packaged default configuration on the sessions ``[start, end]``, computing only
-    the factors its strategies read."""
-    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
-    config["calendar"].update(start=start, end=end)
-    config["factors"]["names"] = ["mom_12_1", "vol_60", "reversal_1m"]
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     """The default strategies' signals and full backtests over the window."""
     tmp = tmp_path_factory.mktemp("pit")
-    project = Project.load(demo_config(tmp / "c.yaml"), tmp / "data")
+    project = Project.load(demo_config(tmp / "c.yaml", START, END), tmp / "data")
     market = project.source.fetch(START, END)
     names = list(project.settings.factors.names or [])
     panels = compute(market, names, library=library_for(project.settings.factors),
@@ -85,9 +72,10 @@ def test_backtest_through_t_equals_the_backtest_through_a_later_session(demo) ->
     # The window is messy where it matters (else the test could not fail).
     assert halts and len(delisted) >= 2 and len(breaker) >= 1 and held_splits
     before_delisting = sessions[sessions.get_loc(delisted.iloc[0]) - 1]
+    after_breaker = sessions[sessions.get_loc(breaker.iloc[0]) + 1]
     chosen = {
         halts[0], halts[len(halts) // 2], before_delisting, delisted.iloc[0], delisted.iloc[1],
-        breaker.iloc[0], sessions[sessions.get_loc(breaker.iloc[0]) + 1], held_splits[0], sessions[len(sessions) // 3],
+        breaker.iloc[0], after_breaker, held_splits[0], sessions[len(sessions) // 3],
     }  # fmt: skip
     for name, (strategy, signals, full) in runs.items():
         for t in sorted(chosen):
