@@ -2,7 +2,7 @@
 backtest over the data through session T equals, on every date up to T, the backtest over all
 of it (equity, daily accounts, positions, fills; exactly), for sessions T chosen where the
 data is messy: a held name halted across T, the eve and the day of a declared delisting of a
-held name, a split of a held name, a circuit-breaker transition."""
+held name, a split of a held name, the circuit breaker's halt and its resume."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from qpipe.project import Project
 from qpipe.strategies.signals import compute_signals
 from qpipe_tests.conftest import demo_config
 
-START, END = "2020-07-01", "2022-04-29"
-"""A window of the default market holding four delistings of names the default multi_factor
-strategy holds, halts of held names, splits and circuit-breaker transitions."""
+START, END = "2021-09-01", "2023-04-28"
+"""A window of the default market in which the default multi_factor strategy holds two names
+on their declared delistings, names halted across sessions and names through splits, and its
+circuit breaker halts (a 7.3% daily loss) and resumes after its cool-down."""
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +71,12 @@ def test_backtest_through_t_equals_the_backtest_through_a_later_session(demo) ->
         if d in full.positions.index and full.positions.at[d, s] != 0
     ]  # fmt: skip
     # The window is messy where it matters (else the test could not fail).
-    assert halts and len(delisted) >= 2 and len(breaker) >= 1 and held_splits
+    assert halts and len(delisted) >= 2 and len(breaker) >= 2 and held_splits
     before_delisting = sessions[sessions.get_loc(delisted.iloc[0]) - 1]
-    after_breaker = sessions[sessions.get_loc(breaker.iloc[0]) + 1]
+    after_resume = sessions[sessions.get_loc(breaker.iloc[1]) + 1]
     chosen = {
         halts[0], halts[len(halts) // 2], before_delisting, delisted.iloc[0], delisted.iloc[1],
-        breaker.iloc[0], after_breaker, held_splits[0], sessions[len(sessions) // 3],
+        breaker.iloc[0], breaker.iloc[1], after_resume, held_splits[0], sessions[100],
     }  # fmt: skip
     for name, (strategy, signals, full) in runs.items():
         for t in sorted(chosen):
