@@ -9,14 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from qpipe.backtest.config import BacktestConfig
+from qpipe.backtest.engine import BacktestEngine
 from qpipe.backtest.lookahead import Difference, first_difference, lookahead_difference
 from qpipe.backtest.result import BacktestResult
 from qpipe.backtest.runner import run_backtest
 from qpipe.factors.factory import library_for, to_long
 from qpipe.factors.panel import compute
 from qpipe.project import Project
+from qpipe.strategies.risk import CircuitBreaker, StopLoss
 from qpipe.strategies.signals import compute_signals
+from qpipe_tests.backtest.test_reference import make_case
 from qpipe_tests.conftest import demo_config
 
 START, END = "2021-09-01", "2023-04-28"
@@ -108,3 +114,28 @@ def test_first_difference_names_the_date_and_the_field(demo) -> None:
     expected = (f"positions.{symbol}", "fills") if fills_on_day else (f"positions.{symbol}",)
     assert first_difference(full, moved) == Difference(day, expected)
     assert str(Difference(day, expected)).startswith(f"{day:%Y-%m-%d}: positions.{symbol}")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    fill=st.sampled_from(["next_open", "next_close", "close"]),
+    cut=st.floats(0.2, 0.95),
+)
+def test_engine_on_a_cut_panel_equals_the_whole_run_up_to_the_cut(seed, fill, cut) -> None:
+    """Random panels (halts, one across the last sessions, a declared delisting, a split,
+    dividends) with a stop loss and a breaker that reduces, halts and resumes often: the run
+    on the panel cut at T equals the whole run up to T."""
+    bars, target = make_case(seed, n_sym=6, n_days=50, delist_day=30, halt_frac=0.05)
+    rules = {
+        "stop_loss": StopLoss(0.05, trailing=True),
+        "circuit_breaker": CircuitBreaker(reduce_drawdown=0.04, recover_drawdown=0.02,
+                                          halt_drawdown=0.08, max_daily_loss=0.03,
+                                          cooldown_sessions=2),
+        "delistings": bars.attrs["delistings"],
+    }  # fmt: skip
+    engine = BacktestEngine(BacktestConfig(fill=fill, commission_bps=5.0))
+    full = engine.run(bars, target, **rules)
+    t = int(cut * (bars.sizes["date"] - 1))
+    part = engine.run(bars.isel(date=slice(0, t + 1)), target.isel(date=slice(0, t + 1)), **rules)
+    assert first_difference(full, part) is None
