@@ -10,6 +10,7 @@ import yaml
 
 from qpipe.data.lake import Lake
 from qpipe.project import Project
+from qpipe.settings import DEFAULT_CONFIG
 
 SMALL_CONFIG = {
     "data": {
@@ -28,6 +29,15 @@ SMALL_CONFIG = {
 def write_config(path: Path, config: dict) -> Path:
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def demo_config(path: Path, start: str, end: str) -> Path:
+    """The packaged default configuration (its market and strategies) on the sessions
+    ``[start, end]``, computing only the factors its strategies read."""
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["calendar"].update(start=start, end=end)
+    config["factors"]["names"] = ["mom_12_1", "vol_60", "reversal_1m"]
+    return write_config(path, config)
 
 
 @pytest.fixture

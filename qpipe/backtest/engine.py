@@ -6,11 +6,17 @@ One pass over the sessions, vectorised across the cross-section inside each day.
    split ratio, then each share held receives the cash dividend (per post-split share).
 2. Orders decided at the close of ``t - 1`` fill at the open (``next_open``) or the close
    (``next_close``) of ``t``.
-3. Positions are marked at the close; a name without a close keeps its last close. A name
-   whose bars end before the panel does (delisted) is closed at its last close.
+3. Positions are marked at the close; a name without a close keeps its last close (a halt:
+   held, whether or not its bars resume). A name with a declared delisting (``delistings``)
+   is closed at its last price on its delisting session, or on the first session of the
+   panel after it when that session is not in the panel; it takes no orders from then on.
+   Nothing is inferred from where a name's bars end.
 4. Decisions at the close of ``t``: the target weights of ``t`` (if it is a rebalance: any
    weight given; NaN leaves a name as it is, 0 exits it), the strategy's stop loss (exits)
-   and circuit breaker (exposure scaled while reducing, flat while halted). With ``fill =
+   and circuit breaker (exposure scaled while reducing, flat while halted; on the session
+   it changes mode the whole book moves at once, see
+   :func:`qpipe.strategies.risk.breaker_targets`: down to the held weights times the new
+   exposure, or on resuming back to the strategy's current targets). With ``fill =
    "close"`` they fill at once at the close of ``t``.
 
 Filling follows ``DESIGN.md`` section 4: the sizing value ``V`` is the portfolio marked at the
@@ -24,6 +30,7 @@ reported unfilled). Same inputs, same outputs, bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -33,7 +40,13 @@ import xarray as xr
 from qpipe.backtest import matching as m
 from qpipe.backtest.config import BacktestConfig
 from qpipe.backtest.result import BacktestResult
-from qpipe.strategies.risk import BreakerMode, CircuitBreaker, StopLoss, StopState
+from qpipe.strategies.risk import (
+    CircuitBreaker,
+    StopLoss,
+    StopState,
+    breaker_targets,
+    current_targets,
+)
 
 DIMS = ("date", "symbol")
 
@@ -90,11 +103,15 @@ class BacktestEngine:
         stop_loss: StopLoss | None = None,
         circuit_breaker: CircuitBreaker | None = None,
         benchmark: pd.Series | None = None,
+        delistings: Mapping[str, object] | pd.Series | None = None,
     ) -> BacktestResult:
         """Trade ``target_weights`` (dims ``date, symbol``; given on rebalance dates) on the
         raw ``bars`` (variables open, close, volume, optionally high, low, ``split_ratio``
         and ``dividend`` by ex-date), applying the strategy's risk rules if given.
-        ``benchmark`` (a price or NAV series by date) feeds beta, alpha and tracking error."""
+        ``benchmark`` (a price or NAV series by date) feeds beta, alpha and tracking error.
+        ``delistings``: symbol -> declared delisting date (the last session it trades; NaT or
+        None: none), see :func:`delisting_days`; a name without bars and no delisting is
+        halted, held and marked at its last close."""
         cfg = self.config
         dates = pd.DatetimeIndex(bars.indexes["date"])
         symbols = pd.Index(bars.indexes["symbol"])
@@ -104,9 +121,7 @@ class BacktestEngine:
         split = _panel(bars, "split_ratio", 1.0)
         dividend = _panel(bars, "dividend", 0.0)
         n_days, n = closes.shape
-        has_close = ~np.isnan(closes)
-        seen = np.where(has_close.any(axis=0), n_days - 1 - np.argmax(has_close[::-1], 0), -1)
-        delist_day = np.where((seen >= 0) & (seen < n_days - 1), seen, -1).astype(np.int64)
+        delist_day = delisting_days(delistings, dates, symbols)
         if split.shape[0] == 1 and dividend.shape[0] == 1:
             has_actions = np.zeros(n_days, dtype=np.bool_)
         else:
@@ -166,7 +181,7 @@ class BacktestEngine:
         """The day loop with the strategy's stop loss and circuit breaker evaluated at each
         close (in Python, between the compiled steps). Returns the breaker's mode per day."""
         n_days, n = weights.shape
-        split, has_actions = market[3], market[5]
+        split, has_actions, delist_day = market[3], market[5], market[6]
         qty, last, fill_px = book[0], book[1], book[2]
         daily = out[3]
         stop_state = stop_loss.initial(n) if stop_loss else None
@@ -174,6 +189,7 @@ class BacktestEngine:
         modes = np.empty(n_days, dtype=object)
         target = np.empty(n)
         reason = np.empty(n, dtype=np.int64)
+        current = np.full(n, np.nan)  # the strategy's current targets (see breaker_targets)
         for t in range(n_days):
             ledger.reserve(2 * n)
             if has_actions[t] and stop_state is not None:
@@ -181,6 +197,8 @@ class BacktestEngine:
             nav = m.open_day(
                 t, weights, target, reason, market, book, daily, ledger.rows, ledger.count, params
             )
+            given = target.copy()  # the strategy's weights of today (delisted names: NaN)
+            exits = np.zeros(n, dtype=np.bool_)
             if stop_loss is not None and stop_state is not None:
                 res = stop_loss.step(stop_state, qty, market[1][t], fill_px)
                 stop_state = res.state
@@ -193,6 +211,8 @@ class BacktestEngine:
                         if exits[i]:
                             ledger.risk_events.append((dates[t], symbols[i], "stop_loss", why))
             if circuit_breaker is not None:
+                delisted = (delist_day >= 0) & (delist_day <= t)
+                current = current_targets(current, given, exits, delisted)
                 if breaker_state is None:
                     breaker_state = circuit_breaker.initial(nav, dates[t])
                     mode = breaker_state.mode
@@ -202,10 +222,10 @@ class BacktestEngine:
                     if res_b.transition is not None:
                         tr = res_b.transition
                         ledger.risk_events.append((dates[t], "", "circuit_breaker", tr.reason))
-                        if mode is not BreakerMode.ACTIVE:  # act now, not at the next rebalance
-                            held = np.where(np.isnan(last), 0.0, qty * last) / nav
-                            np.copyto(target, held, where=np.isnan(target))
-                            reason[:] = m.BREAKER
+                        # The whole book moves now, not at the next rebalance.
+                        held = np.where(np.isnan(last), 0.0, qty * last) / nav
+                        target[:] = breaker_targets(mode, target, current, held)
+                        reason[reason != m.STOP] = m.BREAKER
                 target *= circuit_breaker.exposure(mode)
                 modes[t] = mode.value
             m.close_day(t, target, reason, market, book, out, ledger.rows, ledger.count, params)
@@ -230,6 +250,39 @@ class BacktestEngine:
         if np.isinf(values).any():
             raise ValueError("target_weights: infinite weights")
         return values
+
+
+def delisting_days(
+    delistings: Mapping[str, object] | pd.Series | None,
+    dates: pd.DatetimeIndex,
+    symbols: pd.Index,
+) -> np.ndarray:
+    """Per symbol of ``symbols``, the index in ``dates`` of the session its declared delisting
+    closes it: the delisting date itself, or the first session after it when that date is not
+    in ``dates`` (a date before the first session maps to session 0: never bought); -1 when
+    no date is declared (None or NaT) or it falls after the last session (a fact not yet
+    known then). Raises ValueError naming a symbol not in ``symbols`` or a value that is not
+    a date."""
+    days = np.full(len(symbols), -1, dtype=np.int64)
+    if delistings is None or not len(dates):
+        return days
+    items = delistings.items() if hasattr(delistings, "items") else delistings
+    declared: dict[str, pd.Timestamp] = {}
+    for symbol, when in items:
+        try:
+            day = pd.Timestamp(when) if when is not None else pd.NaT
+        except (TypeError, ValueError):
+            raise ValueError(f"delistings: {symbol!r}: not a date: {when!r}") from None
+        if not pd.isna(day):
+            declared[str(symbol)] = day.tz_localize(None).normalize() if day.tz else day.normalize()
+    unknown = pd.Index(list(declared)).difference(symbols)
+    if len(unknown):
+        raise ValueError(f"delistings: symbols not in the bars: {', '.join(unknown[:5])}")
+    if declared:
+        cols = symbols.get_indexer(list(declared))
+        rows = dates.searchsorted(pd.DatetimeIndex(list(declared.values())), side="left")
+        days[cols] = np.where(rows < len(dates), rows, -1)
+    return days
 
 
 def _rescale_stops(state: StopState, split: np.ndarray) -> StopState:

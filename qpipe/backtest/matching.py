@@ -10,8 +10,8 @@ The arrays, grouped in tuples:
 
 - ``market``: ``opens, closes, volume`` (sessions x symbols, NaN = no bar), ``split,
   dividend`` (sessions x symbols by ex-date; read only on sessions where ``has_actions``),
-  ``has_actions`` (bool per session), ``delist_day`` (per symbol, the session it is closed
-  at its last close; -1 = never).
+  ``has_actions`` (bool per session), ``delist_day`` (per symbol, the session its declared
+  delisting closes it at its last price and after which it takes no orders; -1 = none).
 - ``book``: ``qty`` (shares per symbol), ``last`` (last close seen), ``fill_px`` (fill prices
   since the caller last cleared them, NaN = none), ``acct`` (``[cash, pending]``),
   ``pending_target`` and ``pending_reason`` (the order decided at the last close).
@@ -245,9 +245,10 @@ def _rebalance_target(
     t: int, weights: np.ndarray, delist_day: np.ndarray, target: np.ndarray, reason: np.ndarray
 ) -> None:
     """The strategy's order of session ``t`` into ``target`` and ``reason``: its weights,
-    except for a name delisted today (nothing to buy back at its last close)."""
+    except for a name delisted today or before (gone: nothing to trade)."""
     for i in range(target.shape[0]):
-        target[i] = np.nan if delist_day[i] == t else weights[t, i]
+        gone = delist_day[i] >= 0 and delist_day[i] <= t
+        target[i] = np.nan if gone else weights[t, i]
         reason[i] = REBALANCE
 
 

@@ -60,13 +60,18 @@ class BacktestResult:
         equity = pd.Series(nav, index=dates, name="equity")
         marks = pd.DataFrame(closes, index=dates, columns=symbols).ffill().to_numpy()
         value = np.where(positions != 0, positions * marks, 0.0)
+        # Sums in symbol order, one addition after another (the last cumulative sum): a
+        # symbol not held adds an exact 0, so the backtest over more symbols (a longer lake)
+        # gives the very same numbers (the point-in-time check compares them exactly).
+        gross = np.cumsum(np.abs(value), axis=1)[:, -1] if value.shape[1] else np.zeros(len(nav))
+        net = np.cumsum(value, axis=1)[:, -1] if value.shape[1] else np.zeros(len(nav))
         with np.errstate(invalid="ignore", divide="ignore"):
             frame = pd.DataFrame(
                 {
                     "cash": cash,
                     "nav": nav,
-                    "gross_exposure": np.abs(value).sum(axis=1) / nav,
-                    "net_exposure": value.sum(axis=1) / nav,
+                    "gross_exposure": gross / nav,
+                    "net_exposure": net / nav,
                     "turnover": daily["traded"] / nav,
                     "fees": daily["fees"],
                     "slippage": daily["slippage"],

@@ -70,6 +70,14 @@ def benchmark_series(
     return pd.Series(np.cumprod(mean), index=bars.indexes["date"], name=EQUAL_WEIGHT)
 
 
+def declared_delistings(instruments: pd.DataFrame, bars: xr.Dataset) -> pd.Series:
+    """Symbol -> declared delisting date (:func:`~qpipe.backtest.inputs.delisting_dates`) of
+    the symbols in ``bars``: the engine closes a position on that session, and infers nothing
+    from where a name's bars end."""
+    declared = delisting_dates(instruments)
+    return declared.loc[declared.index.isin(bars.indexes["symbol"])]
+
+
 def backtest_inputs(
     strategy: BaseStrategy,
     market: MarketData,
@@ -99,11 +107,12 @@ def run_backtest(
     periods_per_year: float,
 ) -> tuple[BacktestResult, pd.Series]:
     """Trade the strategy's target weights on the raw bars from its first signal session on,
-    with its stop loss and circuit breaker, against the configured benchmark, its metrics
-    annualised with ``periods_per_year`` sessions; returns the result and the benchmark
-    series."""
+    with its stop loss and circuit breaker and the instruments' declared delistings, against
+    the configured benchmark, its metrics annualised with ``periods_per_year`` sessions;
+    returns the result and the benchmark series."""
     bars, weights, benchmark = backtest_inputs(strategy, market, signals, settings, instruments)
-    result = run_engine(strategy, bars, weights, settings, benchmark, periods_per_year)
+    delistings = declared_delistings(instruments, bars)
+    result = run_engine(strategy, bars, weights, settings, benchmark, periods_per_year, delistings)
     return result, benchmark
 
 
@@ -114,15 +123,18 @@ def run_engine(
     settings: BacktestSettings,
     benchmark: pd.Series | None,
     periods_per_year: float,
+    delistings: pd.Series | None = None,
 ) -> BacktestResult:
     """The engine of ``settings`` on ``bars`` and target ``weights`` with the strategy's stop
-    loss and circuit breaker, its metrics annualised with ``periods_per_year`` sessions."""
+    loss and circuit breaker, closing positions on their declared ``delistings``, its metrics
+    annualised with ``periods_per_year`` sessions."""
     return BacktestEngine(engine_config(settings, periods_per_year)).run(
         bars,
         weights,
         stop_loss=strategy.stop_loss,
         circuit_breaker=strategy.circuit_breaker,
         benchmark=benchmark,
+        delistings=delistings,
     )
 
 

@@ -18,7 +18,7 @@ import xarray as xr
 
 from qpipe.backtest.inputs import bars_dataset, delisting_dates, weights_panel
 from qpipe.backtest.result import BacktestResult
-from qpipe.backtest.runner import benchmark_series, run_engine
+from qpipe.backtest.runner import benchmark_series, declared_delistings, run_engine
 from qpipe.calendars import TradingCalendar
 from qpipe.data.schema import MarketData
 from qpipe.settings import Settings
@@ -93,7 +93,8 @@ def run_variant(
     delistings = delisting_dates(base.instruments)
     benchmark = benchmark_series(bars, settings.backtest.benchmark, universe, delistings)
     result = run_engine(strategy, bars, weights, settings.backtest, benchmark,
-                        base.calendar.sessions_per_year)  # fmt: skip
+                        base.calendar.sessions_per_year,
+                        declared_delistings(base.instruments, bars))  # fmt: skip
     return result, benchmark
 
 

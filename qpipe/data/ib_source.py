@@ -62,6 +62,11 @@ class IBSource(DataSource):
         return self._broker
 
     def instruments(self) -> pd.DataFrame:
+        """The configured stocks and ETFs, listed from ``config.start``. ``last_date`` (the
+        declared delisting) is always NaT: IB's contract details carry no delisting date for
+        stocks or ETFs (``realExpirationDate`` and ``lastTradeTime`` are for derivatives, and
+        IB stops resolving a delisted stock's contract), so a backtest on IB data never closes a
+        position for a delisting; a name whose bars stop is held at its last close."""
         rows = [(s, "stock") for s in self.config.stocks] + [(s, "etf") for s in self.config.etfs]
         return pd.DataFrame(
             {

@@ -20,6 +20,7 @@ from qpipe.live.risk_book import RiskBook, RiskStateAhead
 from qpipe.live.trader import Limits, LiveTrader, RebalanceRefused, RebalanceReport
 from qpipe.project import Project
 from qpipe.settings import LiveConfig
+from qpipe.strategies.signals import lake_previous_weights
 
 RunMode = Literal["dry_run", "paper", "execute"]
 
@@ -111,8 +112,9 @@ def apply_risk(
     mode: RunMode,
 ) -> pd.Series:
     """Strategy ``name``'s stop loss and circuit breaker on ``targets`` against the broker's
-    positions, prices and NAV (:class:`~qpipe.live.risk_book.RiskBook`); each rule that acts
-    is journaled as an event."""
+    positions, prices and NAV (:class:`~qpipe.live.risk_book.RiskBook`, with the
+    instruments' delistings and the strategy's last rebalance in the lake); each rule that
+    acts is journaled as an event."""
     strategy = project.strategies[name]
     book = RiskBook(project.lake.root, name, strategy.stop_loss, strategy.circuit_breaker)
     broker = trader.broker
@@ -121,8 +123,13 @@ def apply_risk(
     nav = broker.account().net_liquidation
     if not (np.isfinite(nav) and nav > 0):
         return targets  # the trader refuses an empty or inconsistent account
+    instruments = project.instruments
+    delisted = instruments.loc[instruments["last_date"] <= pd.Timestamp(session), "symbol"]
+    previous = lake_previous_weights(project.lake, project.calendar, name, session)
     try:
-        decision = book.apply(session, targets, held, prices, nav)
+        decision = book.apply(
+            session, targets, held, prices, nav, delisted=delisted, previous=previous
+        )
     except RiskStateAhead as exc:
         trader.note(session, name, mode, "refused", str(exc))
         raise RebalanceRefused(str(exc)) from exc

@@ -4,18 +4,24 @@ kept in the lake between sessions.
 The rules are the backtest's own (:mod:`qpipe.strategies.risk`); at a session's rebalance
 they see what the engine sees at that close: the shares held, today's price (the snapshot)
 and the account's net liquidation value. A stop that triggers sets its symbol's target to 0;
-the breaker scales every target by its exposure and, on the session it leaves ACTIVE, first
-turns "no decision" (NaN) targets into the held weights so exposure drops at once, as in the
-engine. A position the state has not seen yet enters at its average cost.
+the breaker scales every target by its exposure and, on the session it changes mode, first
+fills the "no decision" (NaN) targets as the engine does
+(:func:`~qpipe.strategies.risk.breaker_targets`): with the held weights when it leaves
+ACTIVE, so exposure drops at once, and with the strategy's current targets when it resumes
+ACTIVE, so the book returns to them at once. The current targets
+(:func:`~qpipe.strategies.risk.current_targets`) are kept with the state: the latest weight
+the strategy gave each name, 0 once the stop exited it, none once delisted. A position the
+state has not seen yet enters at its average cost.
 
-State lives in ``<lake>/live/risk/<strategy>/{stops,breaker}.parquet``: the state before
-and after the latest session stepped. A re-run of the same session steps again from the
-"before" state, so re-runs and dry runs decide the same way and never step twice.
+State lives in ``<lake>/live/risk/<strategy>/{stops,breaker,targets}.parquet``: the state
+before and after the latest session stepped. A re-run of the same session steps again from
+the "before" state, so re-runs and dry runs decide the same way and never step twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +31,19 @@ import pandas as pd
 from qpipe.data.lake import write_frame
 from qpipe.errors import QpipeError
 from qpipe.live.broker import Position
-from qpipe.strategies.risk import BreakerMode, BreakerState, CircuitBreaker, StopLoss, StopState
+from qpipe.strategies.risk import (
+    BreakerState,
+    CircuitBreaker,
+    StopLoss,
+    StopState,
+    breaker_targets,
+    current_targets,
+)
 
 _STOP_COLUMNS = ["session", "phase", "symbol", "entry", "peak", "side"]
 _BREAKER_COLUMNS = ["session", "phase", "mode", "peak_nav", "last_nav", "halted_sessions",
                     "since"]  # fmt: skip
+_TARGET_COLUMNS = ["session", "phase", "symbol", "weight"]
 
 
 class RiskStateAhead(QpipeError):
@@ -67,17 +81,26 @@ class RiskBook:
         held: dict[str, Position],
         prices: pd.Series,
         nav: float,
+        *,
+        delisted: Iterable[str] = (),
+        previous: pd.Series | None = None,
     ) -> RiskDecision:
         """The rules' decision for ``session`` on ``targets`` (symbol -> weight, NaN: no
         decision) given the positions ``held``, ``prices`` (NaN: none today) and ``nav``;
-        saves the state."""
+        saves the state. ``delisted``: names delisted on or before ``session``;
+        ``previous``: the strategy's last rebalance weights before ``session``, the current
+        targets to start from when none are saved yet (e.g. the first session with a
+        breaker)."""
         targets = pd.Series(targets, dtype=np.float64).copy()
+        given = targets.copy()
         events: list[tuple[str, str, str]] = []
+        exited: list[str] = []
         if self.stop_loss is not None:
-            targets = self._stops(session, targets, held, prices, events)
+            targets, exited = self._stops(session, targets, held, prices, events)
         mode = None
         if self.circuit_breaker is not None:
-            targets, mode = self._breaker(session, targets, held, prices, nav, events)
+            current = self._current(session, given, exited, set(delisted), previous)
+            targets, mode = self._breaker(session, targets, held, prices, nav, current, events)
         frame = pd.DataFrame(events, columns=["symbol", "rule", "reason"])
         return RiskDecision(targets, frame, mode)
 
@@ -90,7 +113,7 @@ class RiskBook:
         held: dict[str, Position],
         prices: pd.Series,
         events: list[tuple[str, str, str]],
-    ) -> pd.Series:
+    ) -> tuple[pd.Series, list[str]]:
         before = _before(self._read("stops", _STOP_COLUMNS), session, self.folder)
         known = before.set_index("symbol") if len(before) else None
         symbols = sorted(set(held) | (set(known.index) if known is not None else set()))
@@ -104,14 +127,46 @@ class RiskBook:
         cost = np.array([held[s].avg_cost if s in held else np.nan for s in symbols])
         fill = np.where((state.side == 0) & (qty != 0), cost, np.nan)
         result = self.stop_loss.step(state, qty, price, fill)  # type: ignore[union-attr]
+        exited = []
         for i, reason in result.reasons.items():
             if qty[i] != 0:
                 targets[symbols[i]] = 0.0
                 events.append((symbols[i], "stop_loss", reason))
+                exited.append(symbols[i])
         after = pd.DataFrame({"symbol": symbols, "entry": result.state.entry,
                               "peak": result.state.peak, "side": result.state.side})  # fmt: skip
         self._save("stops", session, before.drop(columns=["session", "phase"]), after)
-        return targets
+        return targets, exited
+
+    # ------------------------------------------------------------------ current targets
+
+    def _current(
+        self,
+        session: dt.date,
+        given: pd.Series,
+        exited: list[str],
+        delisted: set[str],
+        previous: pd.Series | None,
+    ) -> pd.Series:
+        """The strategy's current targets after ``session`` (symbol -> weight), saved."""
+        before = _before(self._read("targets", _TARGET_COLUMNS), session, self.folder)
+        if len(before):
+            prior = before.set_index("symbol")["weight"].astype(np.float64)
+        elif previous is not None:
+            prior = pd.Series(previous, dtype=np.float64)
+        else:
+            prior = pd.Series(dtype=np.float64)
+        symbols = sorted(set(prior.index) | set(given.index) | set(exited))
+        weights = current_targets(
+            prior.reindex(symbols).to_numpy(),
+            given.reindex(symbols).to_numpy(),
+            np.isin(symbols, exited),
+            np.isin(symbols, sorted(delisted)),
+        )
+        current = pd.Series(weights, index=pd.Index(symbols, dtype=object)).dropna()
+        after = pd.DataFrame({"symbol": current.index, "weight": current.to_numpy()})
+        self._save("targets", session, before.drop(columns=["session", "phase"]), after)
+        return current
 
     # ------------------------------------------------------------------ circuit breaker
 
@@ -122,6 +177,7 @@ class RiskBook:
         held: dict[str, Position],
         prices: pd.Series,
         nav: float,
+        current: pd.Series,
         events: list[tuple[str, str, str]],
     ) -> tuple[pd.Series, str]:
         breaker: CircuitBreaker = self.circuit_breaker  # type: ignore[assignment]
@@ -136,17 +192,20 @@ class RiskBook:
                                  int(r["halted_sessions"]), since)  # fmt: skip
             step = breaker.step(prior, session, nav)
             state = step.state
-            if step.transition is not None:
+            if step.transition is not None:  # the whole book moves now, as in the engine
                 events.append(("", "circuit_breaker", step.transition.reason))
-                if state.mode is not BreakerMode.ACTIVE:  # act now, not at the next rebalance
-                    symbols = sorted(set(targets.index) | set(held))
-                    targets = targets.reindex(symbols)
-                    quotes = pd.Series(prices, dtype=np.float64)
-                    for s in symbols:
-                        if np.isnan(targets[s]):
-                            p = quotes.get(s, np.nan)
-                            q = held[s].quantity if s in held else 0.0
-                            targets[s] = 0.0 if q == 0 or not np.isfinite(p) else q * p / nav
+                symbols = sorted(set(targets.index) | set(held) | set(current.index))
+                quotes = pd.Series(prices, dtype=np.float64).reindex(symbols).to_numpy()
+                qty = np.array([held[s].quantity if s in held else 0.0 for s in symbols])
+                ok = (qty != 0) & np.isfinite(quotes)
+                weights = np.where(ok, qty * np.where(ok, quotes, 0.0) / nav, 0.0)
+                order = breaker_targets(
+                    state.mode,
+                    targets.reindex(symbols).to_numpy(),
+                    current.reindex(symbols).to_numpy(),
+                    weights,
+                )
+                targets = pd.Series(order, index=pd.Index(symbols, dtype=object))
         targets = targets * breaker.exposure(state.mode)
         row = pd.DataFrame([{
             "mode": state.mode.value, "peak_nav": state.peak_nav, "last_nav": state.last_nav,

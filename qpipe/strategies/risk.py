@@ -506,6 +506,38 @@ class CircuitBreaker:
         return results, [r.transition for r in results if r.transition is not None]
 
 
+# --------------------------------------------------------------------------- breaker orders
+
+
+def current_targets(
+    current: np.ndarray, weights: np.ndarray, exited: np.ndarray, delisted: np.ndarray
+) -> np.ndarray:
+    """The strategy's current targets after a session (per symbol, fractions of NAV; NaN:
+    none): the latest weight it gave (``weights`` are today's, NaN where it gave none, as
+    between rebalances), 0 for a name the stop loss exited today (not bought back before the
+    strategy gives it a weight again), NaN for a name ``delisted`` (bool) by today.
+    ``current`` is the result of the session before (all NaN to start). A new array."""
+    out = np.where(np.isnan(weights), current, weights)
+    out[np.asarray(exited, dtype=bool)] = 0.0
+    out[np.asarray(delisted, dtype=bool)] = np.nan
+    return out
+
+
+def breaker_targets(
+    mode: BreakerMode, decided: np.ndarray, current: np.ndarray, held: np.ndarray
+) -> np.ndarray:
+    """What to trade at the close of a session on which the circuit breaker changed to
+    ``mode``, before its exposure scales it (per symbol, fractions of NAV; NaN: no trade).
+
+    Today's decisions (``decided``: the strategy's weights and the stop loss's exits, NaN
+    where none) stand; every other name gets, entering REDUCING or HALTED, its ``held``
+    weight (so exposure drops at once, not at the next rebalance), and resuming ACTIVE, its
+    :func:`current_targets` weight (so the book returns to the strategy's targets at once;
+    names without one are left as they are). A new array."""
+    fill = current if mode is BreakerMode.ACTIVE else held
+    return np.where(np.isnan(decided), fill, decided)
+
+
 def _check_nav(day: Day | None, nav: float) -> float:
     """``nav`` as a float if finite and > 0, else ValueError naming ``day`` and the value."""
     try:

@@ -1,10 +1,11 @@
 """The engine against an independent, loop-by-loop reference of the backtest semantics.
 
 The reference below is written from the specification only (corporate actions, then the
-pending fills, then the marks and delistings, then NAV, then the decisions at the close), one
-day and one symbol at a time. Random panels with halts, a delisting, a split and dividends are
-run through both, for every fill mode and a few cost settings, and everything the engine
-reports (equity, shares, cash, fills) must agree to 1e-9 relative.
+pending fills, then the marks and declared delistings, then NAV, then the decisions at the
+close), one day and one symbol at a time. Random panels with halts (one across the last
+sessions), a declared delisting, a split and dividends are run through both, for every fill
+mode and a few cost settings, and everything the engine reports (equity, shares, cash,
+fills) must agree to 1e-9 relative.
 """
 
 from __future__ import annotations
@@ -167,8 +168,14 @@ class _Book:
                 self.fills.append((day, i, "buy", bought[i], buy_price[i], fee, "rebalance"))
 
 
-def reference(bars: xr.Dataset, target_weights: xr.DataArray, cfg: BacktestConfig) -> Reference:
-    """Run the backtest semantics day by day, symbol by symbol."""
+def reference(
+    bars: xr.Dataset,
+    target_weights: xr.DataArray,
+    cfg: BacktestConfig,
+    delistings: dict[str, pd.Timestamp] | None = None,
+) -> Reference:
+    """Run the backtest semantics day by day, symbol by symbol; ``delistings``: symbol ->
+    declared delisting date."""
 
     def panel(name: str, default: float) -> np.ndarray:
         if name not in bars:
@@ -185,11 +192,12 @@ def reference(bars: xr.Dataset, target_weights: xr.DataArray, cfg: BacktestConfi
     )
     n_days, n = closes.shape
 
-    last_close_day = [-1] * n
-    for t in range(n_days):
-        for i in range(n):
-            if not math.isnan(closes[t, i]):
-                last_close_day[i] = t
+    # The session each declared delisting closes its name: the first one on or after the date.
+    delist_day = [n_days] * n
+    dates = list(pd.DatetimeIndex(bars.indexes["date"]))
+    for symbol, when in (delistings or {}).items():
+        i = list(bars.indexes["symbol"]).index(symbol)
+        delist_day[i] = next((t for t, d in enumerate(dates) if d >= when), n_days)
 
     book = _Book(n, cfg)
     equity = np.zeros(n_days)
@@ -213,20 +221,21 @@ def reference(bars: xr.Dataset, target_weights: xr.DataArray, cfg: BacktestConfi
             book.execute(t, pending, quote, volume[t])
             pending = None
 
-        # 3. Marks, then delistings at the last close in the panel.
+        # 3. Marks (a halted name keeps its last close), then declared delistings closed at
+        # the last price.
         for i in range(n):
             if not math.isnan(closes[t, i]):
                 book.last[i] = closes[t, i]
         for i in range(n):
-            if last_close_day[i] == t and t < n_days - 1 and book.shares[i] != 0:
+            if delist_day[i] == t and book.shares[i] != 0:
                 qty = book.shares[i]
-                price = closes[t, i]
+                price = book.last[i]
                 book.cash += qty * price
                 book.shares[i] = 0.0
                 book.fills.append((t, i, "sell", qty, price, 0.0, "delisting"))
 
-        # 4. NAV at the close; 5. decisions at the close.
-        row = weights[t]
+        # 4. NAV at the close; 5. decisions at the close (none for a delisted name).
+        row = np.array([np.nan if t >= delist_day[i] else weights[t, i] for i in range(n)])
         if not np.all(np.isnan(row)):
             if cfg.fill == "close":
                 book.execute(t, row, closes[t], volume[t])
@@ -255,7 +264,8 @@ def make_case(
     halt_frac: float = 0.03,
     decision_frac: float = 1 / 3,
 ) -> tuple[xr.Dataset, xr.DataArray]:
-    """Random bars (with halts, a delisting, a split, two dividends) and random weights."""
+    """Random bars (with halts, one of them across the last sessions, a declared delisting,
+    a split, two dividends) and random weights; the delisting is in ``bars.attrs``."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2024-01-02", periods=n_days, name="date")
     symbols = pd.Index([f"S{i}" for i in range(n_sym)], name="symbol")
@@ -284,13 +294,19 @@ def make_case(
     opens[rng.random((n_days, n_sym)) < halt_frac / 3] = np.nan
     volume[rng.random((n_days, n_sym)) < halt_frac / 3] = np.nan
 
-    # One symbol's bars end at ``delist_day``.
+    # One symbol's bars end at ``delist_day``, its declared delisting (sold at that close,
+    # or at its last close when a halt covers the day); another's bars end two sessions before
+    # the panel does with no delisting declared (a halt: held and marked at its last close).
+    delistings = {}
     if delist_day is not None and delist_day < n_days - 1:
         d_sym = int(rng.integers(n_sym))
-        close[delist_day, d_sym] = close[delist_day - 1, d_sym] * 1.01
         close[delist_day + 1 :, d_sym] = np.nan
         opens[delist_day + 1 :, d_sym] = np.nan
         volume[delist_day + 1 :, d_sym] = np.nan
+        delistings[str(symbols[d_sym])] = dates[delist_day]
+        h_sym = (d_sym + 1) % n_sym
+        if h_sym != d_sym and n_days > 4:
+            close[-2:, h_sym] = opens[-2:, h_sym] = volume[-2:, h_sym] = np.nan
 
     bars = xr.Dataset(
         {
@@ -315,16 +331,10 @@ def make_case(
             gross = 1.0 if rng.random() < 0.3 else rng.uniform(0.5, 1.0)
             row = row / total * gross
         weights[t] = row
-    # A symbol whose bars have ended (its last close is before the panel's last day) gets no
-    # target from its last close on: with ``fill="close"`` it would be bought back at that
-    # close, after the delisting sale, which the semantics do not address.
-    for i in range(n_sym):
-        valid = np.flatnonzero(~np.isnan(close[:, i]))
-        if len(valid) and valid[-1] < n_days - 1:
-            weights[valid[-1] :, i] = np.nan
     target = xr.DataArray(
         weights, dims=("date", "symbol"), coords={"date": dates, "symbol": symbols}
     )
+    bars.attrs["delistings"] = delistings
     return bars, target
 
 
@@ -344,8 +354,9 @@ def _sorted_fills(rows: list[tuple]) -> list[tuple]:
 
 
 def assert_agrees(bars: xr.Dataset, target: xr.DataArray, cfg: BacktestConfig) -> None:
-    result = BacktestEngine(cfg).run(bars, target)
-    ref = reference(bars, target, cfg)
+    delistings = bars.attrs.get("delistings")
+    result = BacktestEngine(cfg).run(bars, target, delistings=delistings)
+    ref = reference(bars, target, cfg, delistings)
     dates = pd.DatetimeIndex(bars.indexes["date"])
     symbols = list(bars.indexes["symbol"])
 
@@ -426,9 +437,9 @@ def test_random_case_exercises_the_rules() -> None:
     capped = scaled = False
     for fill in FILLS:
         cfg = BacktestConfig(fill=fill, **CONFIGS["lots_cap"])
-        ref = reference(bars, target, cfg)
+        ref = reference(bars, target, cfg, bars.attrs["delistings"])
         reasons |= {f[6] for f in ref.fills}
-        result = BacktestEngine(cfg).run(bars, target)
+        result = BacktestEngine(cfg).run(bars, target, delistings=bars.attrs["delistings"])
         capped |= bool((result.daily["unfilled"] > 0).any())
         scaled |= bool((result.daily["shortfall"] > 0).any())
     assert reasons == {"rebalance", "delisting"}

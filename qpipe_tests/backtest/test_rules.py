@@ -74,13 +74,20 @@ def run(
     *,
     stop_loss: StopLoss | None = None,
     circuit_breaker: CircuitBreaker | None = None,
+    delistings: dict[str, object] | None = None,
     **config: object,
 ) -> tuple[BacktestResult, list[str]]:
     """Run the engine on ``bars`` with the weight ``rows`` and ``BacktestConfig(**config)``."""
     symbols = [str(s) for s in bars.indexes["symbol"]]
     weights = make_weights(symbols, bars.sizes["date"], rows)
     engine = BacktestEngine(BacktestConfig(**config))  # type: ignore[arg-type]
-    result = engine.run(bars, weights, stop_loss=stop_loss, circuit_breaker=circuit_breaker)
+    result = engine.run(
+        bars,
+        weights,
+        stop_loss=stop_loss,
+        circuit_breaker=circuit_breaker,
+        delistings=delistings,
+    )
     return result, symbols
 
 
@@ -455,8 +462,9 @@ def test_halted_symbol_does_not_trade_and_carries_at_its_last_close() -> None:
 # --------------------------------------------------------------------------- 10. delisting
 
 
-def test_delisted_symbol_is_closed_at_its_last_close_without_fee() -> None:
-    # 10 bps commission, cash 1000. A's bars end on d2 (NaN on d3, d4).
+def test_declared_delisting_closes_at_the_last_close_without_fee() -> None:
+    # 10 bps commission, cash 1000. A's bars end on d2 (NaN on d3, d4), its declared
+    # delisting date.
     # d0 w = [0.4, 0.4] -> d1 open A 10, B 20: qA = 400 / 10 = 40, qB = 400 / 20 = 20,
     #   fees 0.4 + 0.4; cash 1000 - 800 - 0.8 = 199.2.
     # d1 close A 12, B 20: 199.2 + 480 + 400 = 1079.2.
@@ -467,7 +475,13 @@ def test_delisted_symbol_is_closed_at_its_last_close_without_fee() -> None:
         {"A": [10.0, 10.0, 14.0, NAN, NAN], "B": [20.0, 20.0, 21.0, 25.0, 20.0]},
         {"A": [10.0, 12.0, 15.0, NAN, NAN], "B": [20.0, 20.0, 22.0, 25.0, 20.0]},
     )
-    result, symbols = run(bars, {0: [0.4, 0.4]}, commission_bps=10.0, initial_cash=1000.0)
+    result, symbols = run(
+        bars,
+        {0: [0.4, 0.4]},
+        commission_bps=10.0,
+        initial_cash=1000.0,
+        delistings={"A": dates(5)[2], "B": pd.NaT},
+    )
     assert_state(
         result,
         symbols,
@@ -481,6 +495,96 @@ def test_delisted_symbol_is_closed_at_its_last_close_without_fee() -> None:
         ],
         fees=[0.0, 0.8, 0.0, 0.0, 0.0],
     )
+
+
+def test_halt_across_the_last_session_is_held_and_marked_at_its_last_close() -> None:
+    # The bars of the delisting case, but no delisting declared: A is halted from d3 to the
+    # end of the panel, so it is held and marked at its last close 15, not sold.
+    # 10 bps commission, cash 1000. d0 w = [0.4, 0.4] -> d1 open A 10, B 20: qA 40, qB 20,
+    #   fees 0.8, cash 199.2. d1 close A 12, B 20: 199.2 + 480 + 400 = 1079.2.
+    # d2 close A 15, B 22: 199.2 + 600 + 440 = 1239.2.
+    # d3 A halted (marked 15), B 25: 199.2 + 600 + 500 = 1299.2. d3 w = [0, NaN]: A's exit
+    #   cannot trade at d4's open (no price), the position carries.
+    # d4 B 20: 199.2 + 600 + 400 = 1199.2; gross exposure (600 + 400) / 1199.2.
+    bars = make_bars(
+        {"A": [10.0, 10.0, 14.0, NAN, NAN], "B": [20.0, 20.0, 21.0, 25.0, 20.0]},
+        {"A": [10.0, 12.0, 15.0, NAN, NAN], "B": [20.0, 20.0, 22.0, 25.0, 20.0]},
+    )
+    result, symbols = run(
+        bars, {0: [0.4, 0.4], 3: [0.0, NAN]}, commission_bps=10.0, initial_cash=1000.0
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1079.2, 1239.2, 1299.2, 1199.2],
+        cash=[1000.0, 199.2, 199.2, 199.2, 199.2],
+        positions=[[0.0, 0.0], [40.0, 20.0], [40.0, 20.0], [40.0, 20.0], [40.0, 20.0]],
+        fills=[
+            (1, "A", "buy", 40.0, 10.0, 0.4, "rebalance"),
+            (1, "B", "buy", 20.0, 20.0, 0.4, "rebalance"),
+        ],
+        fees=[0.0, 0.8, 0.0, 0.0, 0.0],
+    )
+    close(result.daily["gross_exposure"].iloc[-1], 1000.0 / 1199.2)
+
+
+def test_declared_delisting_on_a_halt_or_between_sessions() -> None:
+    # Sessions Mon 2024-01-01 (d0) .. Fri 01-05 (d4), Mon 01-08 (d5); cash 900, no costs.
+    # A: halted from d3, delisting declared d3 -> closed on d3 at its last close 15; a stray
+    #   bar on d5 after its delisting takes no order (d4 w = 0.5 for A).
+    # B: delisting declared Sat 01-06 (not a session) -> closed on d5 at its last close 24.
+    # C: delisting declared after the panel: not known within it, held.
+    # d0 w = 1/3 each -> d1 open 10, 20, 30: qA 30, qB 15, qC 10, cash 0; d1 close: 900.
+    # d2 close A 15, B 20, C 30: 450 + 300 + 300 = 1050.
+    # d3: sell 30 A @ 15 (delisting), cash 450; B 22, C 30: 450 + 330 + 300 = 1080.
+    # d4 close B 24, C 33: 450 + 360 + 330 = 1140.
+    # d5: sell 15 B @ 24 (delisting), cash 810; C 36: 810 + 360 = 1170.
+    third = 1.0 / 3.0
+    bars = make_bars(
+        {
+            "A": [10.0, 10.0, 15.0, NAN, NAN, 16.0],
+            "B": [20.0, 20.0, 20.0, 22.0, 24.0, NAN],
+            "C": [30.0, 30.0, 30.0, 30.0, 33.0, 36.0],
+        },
+        {
+            "A": [10.0, 10.0, 15.0, NAN, NAN, 16.0],
+            "B": [20.0, 20.0, 20.0, 22.0, 24.0, NAN],
+            "C": [30.0, 30.0, 30.0, 30.0, 33.0, 36.0],
+        },
+    )
+    delistings = {"A": "2024-01-04", "B": pd.Timestamp("2024-01-06"), "C": "2024-02-01"}
+    result, symbols = run(
+        bars, {0: [third] * 3, 4: [0.5, NAN, NAN]}, initial_cash=900.0, delistings=delistings
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[900.0, 900.0, 1050.0, 1080.0, 1140.0, 1170.0],
+        cash=[900.0, 0.0, 0.0, 450.0, 450.0, 810.0],
+        positions=[
+            [0.0, 0.0, 0.0],
+            [30.0, 15.0, 10.0],
+            [30.0, 15.0, 10.0],
+            [0.0, 15.0, 10.0],
+            [0.0, 15.0, 10.0],
+            [0.0, 0.0, 10.0],
+        ],
+        fills=[
+            (1, "A", "buy", 30.0, 10.0, 0.0, "rebalance"),
+            (1, "B", "buy", 15.0, 20.0, 0.0, "rebalance"),
+            (1, "C", "buy", 10.0, 30.0, 0.0, "rebalance"),
+            (3, "A", "sell", 30.0, 15.0, 0.0, "delisting"),
+            (5, "B", "sell", 15.0, 24.0, 0.0, "delisting"),
+        ],
+    )
+
+
+def test_bad_delistings_name_the_symbol() -> None:
+    bars = make_bars({"A": [10.0, 10.0]}, {"A": [10.0, 10.0]})
+    with pytest.raises(ValueError, match="delistings: symbols not in the bars: Z"):
+        run(bars, {0: [1.0]}, delistings={"Z": "2024-01-02"})
+    with pytest.raises(ValueError, match="delistings: 'A': not a date: 'soon'"):
+        run(bars, {0: [1.0]}, delistings={"A": "soon"})
 
 
 # --------------------------------------------------------------------------- 11. split
@@ -682,6 +786,206 @@ def test_circuit_breaker_halves_then_flattens_on_drawdowns() -> None:
         ],
         breaker=["active", "active", "reducing", "reducing", "halted", "halted"],
     )
+
+
+# The breaker resumes: the book is back at the strategy's current targets the session after
+# the transition (at once with close fills), not at the next rebalance.
+
+HALT_BARS = {
+    "open": {"A": [10.0, 10.0, 8.0, 8.0, 10.0, 10.0, 12.0],
+             "B": [20.0, 20.0, 16.0, 16.0, 20.0, 20.0, 22.0]},
+    "close": {"A": [10.0, 10.0, 8.0, 9.0, 10.0, 11.0, 12.0],
+              "B": [20.0, 20.0, 16.0, 18.0, 20.0, 21.0, 22.0]},
+}  # fmt: skip
+HALT_ON_LOSS = CircuitBreaker(
+    reduce_drawdown=None, halt_drawdown=None, max_daily_loss=0.10, cooldown_sessions=2
+)
+HALT_EVENTS = [
+    (2, "", "circuit_breaker", "daily loss 20.0% >= 10.0%: halt"),
+    (4, "", "circuit_breaker", "cool-down of 2 sessions over: resume"),
+]
+HALT_MODES = ["active", "active", "halted", "halted", "active", "active", "active"]
+
+
+def test_breaker_resumes_to_the_targets_after_the_cooldown_next_open() -> None:
+    # cash 1000, d0 w = [0.5, 0.5] (the only rebalance).
+    # d1 open A 10, B 20: qA 50, qB 25, cash 0; close 10, 20: 1000.
+    # d2 close 8, 16: 800, a 20% daily loss -> HALTED: targets 0.
+    # d3 open 8, 16: sell 50 A (400) and 25 B (400), cash 800; close: 800 (1st halted session).
+    # d4 close: 800, the 2nd halted session: cool-down over -> ACTIVE; the current targets
+    #   [0.5, 0.5] are ordered at this close.
+    # d5 open A 10, B 20: V = 800, qA 0.5 x 800 / 10 = 40, qB 0.5 x 800 / 20 = 20, cash 0;
+    #   close A 11, B 21: 440 + 420 = 860, gross exposure 1.
+    # d6 close A 12, B 22: 480 + 440 = 920.
+    bars = make_bars(HALT_BARS["open"], HALT_BARS["close"])
+    result, symbols = run(bars, {0: [0.5, 0.5]}, circuit_breaker=HALT_ON_LOSS, initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1000.0, 800.0, 800.0, 800.0, 860.0, 920.0],
+        cash=[1000.0, 0.0, 0.0, 800.0, 800.0, 0.0, 0.0],
+        positions=[
+            [0.0, 0.0],
+            [50.0, 25.0],
+            [50.0, 25.0],
+            [0.0, 0.0],
+            [0.0, 0.0],
+            [40.0, 20.0],
+            [40.0, 20.0],
+        ],
+        fills=[
+            (1, "A", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (1, "B", "buy", 25.0, 20.0, 0.0, "rebalance"),
+            (3, "A", "sell", 50.0, 8.0, 0.0, "circuit_breaker"),
+            (3, "B", "sell", 25.0, 16.0, 0.0, "circuit_breaker"),
+            (5, "A", "buy", 40.0, 10.0, 0.0, "circuit_breaker"),
+            (5, "B", "buy", 20.0, 20.0, 0.0, "circuit_breaker"),
+        ],
+        risk_events=HALT_EVENTS,
+        breaker=HALT_MODES,
+    )
+    close(result.daily["gross_exposure"], [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0])
+
+
+def test_breaker_resumes_to_the_targets_after_the_cooldown_close_fill() -> None:
+    # cash 1000, fills at the close. d0 w = [0.5, 0.5] at close 10, 20: qA 50, qB 25.
+    # d1 close: 1000. d2 close 8, 16: 800 -> HALTED: sell both at this close, cash 800.
+    # d3: 800 (1st halted session). d4 close 10, 20: cool-down over -> ACTIVE: buy at this
+    #   close, V = 800: qA 40, qB 20, cash 0; 800.
+    # d5 close 11, 21: 860. d6 close 12, 22: 920.
+    bars = make_bars(HALT_BARS["open"], HALT_BARS["close"])
+    result, symbols = run(
+        bars, {0: [0.5, 0.5]}, circuit_breaker=HALT_ON_LOSS, fill="close", initial_cash=1000.0
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1000.0, 800.0, 800.0, 800.0, 860.0, 920.0],
+        cash=[0.0, 0.0, 800.0, 800.0, 0.0, 0.0, 0.0],
+        positions=[
+            [50.0, 25.0],
+            [50.0, 25.0],
+            [0.0, 0.0],
+            [0.0, 0.0],
+            [40.0, 20.0],
+            [40.0, 20.0],
+            [40.0, 20.0],
+        ],
+        fills=[
+            (0, "A", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (0, "B", "buy", 25.0, 20.0, 0.0, "rebalance"),
+            (2, "A", "sell", 50.0, 8.0, 0.0, "circuit_breaker"),
+            (2, "B", "sell", 25.0, 16.0, 0.0, "circuit_breaker"),
+            (4, "A", "buy", 40.0, 10.0, 0.0, "circuit_breaker"),
+            (4, "B", "buy", 20.0, 20.0, 0.0, "circuit_breaker"),
+        ],
+        risk_events=HALT_EVENTS,
+        breaker=HALT_MODES,
+    )
+    close(result.daily["gross_exposure"], [1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0])
+
+
+RECOVER_BARS = {
+    "open": {"A": [10.0, 10.0, 9.0, 9.0, 10.0, 13.0, 15.0],
+             "B": [10.0, 10.0, 9.0, 9.0, 7.5, 8.0, 8.0]},
+    "close": {"A": [10.0, 10.0, 9.0, 10.0, 12.0, 15.0, 16.0],
+              "B": [10.0, 10.0, 9.0, 7.5, 8.0, 8.0, 8.0]},
+}  # fmt: skip
+REDUCE = CircuitBreaker(
+    reduce_drawdown=0.10, reduce_to=0.5, halt_drawdown=None, max_daily_loss=None,
+    recover_drawdown=0.05,
+)  # fmt: skip
+RECOVER_EVENTS = [
+    (2, "", "circuit_breaker", "drawdown 10.0% >= 10.0%: reduce exposure to 50%"),
+    (3, "B", "stop_loss", "stop loss: close 7.50 <= 8.00 = entry 10.00 x (1 - 0.20)"),
+    (5, "", "circuit_breaker", "drawdown 0.0% <= 5.0%: recovered"),
+]
+RECOVER_MODES = ["active", "active", "reducing", "reducing", "reducing", "active", "active"]
+
+
+def test_breaker_recovers_to_the_targets_less_stopped_names_next_open() -> None:
+    # cash 1000, stop 20% from the entry, d0 w = [0.5, 0.5] (the only rebalance).
+    # d1 open 10, 10: qA 50, qB 50 (entries 10), cash 0; close 10, 10: 1000 (peak).
+    # d2 close 9, 9: 900, drawdown 10% -> REDUCING: held weights 0.5 each x 0.5 = 0.25.
+    # d3 open 9, 9: V = 900, 25 shares each -> sell 25 A, 25 B @ 9, cash 450.
+    #   close A 10, B 7.5: 450 + 250 + 187.5 = 887.5 (drawdown 11.25%); B's stop (7.5 <= 8).
+    # d4 open B 7.5: sell 25 B (stop_loss), cash 637.5; close A 12: 637.5 + 300 = 937.5
+    #   (drawdown 6.25%: still reducing).
+    # d5 close A 15: 637.5 + 375 = 1012.5, a new peak -> ACTIVE; the current targets are A
+    #   0.5, B 0 (the stop exited it since the rebalance: not bought back).
+    # d6 open A 15: V = 1012.5, qA 0.5 x 1012.5 / 15 = 33.75 -> buy 8.75 (131.25), cash
+    #   506.25; close A 16: 506.25 + 540 = 1046.25.
+    bars = make_bars(RECOVER_BARS["open"], RECOVER_BARS["close"])
+    result, symbols = run(
+        bars, {0: [0.5, 0.5]}, stop_loss=StopLoss(0.20), circuit_breaker=REDUCE,
+        initial_cash=1000.0,
+    )  # fmt: skip
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1000.0, 900.0, 887.5, 937.5, 1012.5, 1046.25],
+        cash=[1000.0, 0.0, 0.0, 450.0, 637.5, 637.5, 506.25],
+        positions=[
+            [0.0, 0.0],
+            [50.0, 50.0],
+            [50.0, 50.0],
+            [25.0, 25.0],
+            [25.0, 0.0],
+            [25.0, 0.0],
+            [33.75, 0.0],
+        ],
+        fills=[
+            (1, "A", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (1, "B", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (3, "A", "sell", 25.0, 9.0, 0.0, "circuit_breaker"),
+            (3, "B", "sell", 25.0, 9.0, 0.0, "circuit_breaker"),
+            (4, "B", "sell", 25.0, 7.5, 0.0, "stop_loss"),
+            (6, "A", "buy", 8.75, 15.0, 0.0, "circuit_breaker"),
+        ],
+        risk_events=RECOVER_EVENTS,
+        breaker=RECOVER_MODES,
+    )
+    close(result.daily["gross_exposure"].iloc[-1], 540.0 / 1046.25)
+
+
+def test_breaker_recovers_to_the_targets_less_stopped_names_close_fill() -> None:
+    # As above with fills at the close. d0: qA 50, qB 50 at 10 (entries 10); d1: 1000.
+    # d2 close 9, 9: 900 -> REDUCING: sell 25 A, 25 B @ 9 at this close, cash 450; 900.
+    # d3 close A 10, B 7.5: B's stop -> sell 25 B @ 7.5, cash 637.5; 637.5 + 250 = 887.5.
+    # d4 close A 12: 937.5. d5 close A 15: 1012.5 -> ACTIVE: A back to 0.5 at this close,
+    #   33.75 shares: buy 8.75 @ 15, cash 506.25; 1012.5, gross exposure 0.5.
+    # d6 close A 16: 506.25 + 540 = 1046.25.
+    bars = make_bars(RECOVER_BARS["open"], RECOVER_BARS["close"])
+    result, symbols = run(
+        bars, {0: [0.5, 0.5]}, stop_loss=StopLoss(0.20), circuit_breaker=REDUCE, fill="close",
+        initial_cash=1000.0,
+    )  # fmt: skip
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0, 1000.0, 900.0, 887.5, 937.5, 1012.5, 1046.25],
+        cash=[0.0, 0.0, 450.0, 637.5, 637.5, 506.25, 506.25],
+        positions=[
+            [50.0, 50.0],
+            [50.0, 50.0],
+            [25.0, 25.0],
+            [25.0, 0.0],
+            [25.0, 0.0],
+            [33.75, 0.0],
+            [33.75, 0.0],
+        ],
+        fills=[
+            (0, "A", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (0, "B", "buy", 50.0, 10.0, 0.0, "rebalance"),
+            (2, "A", "sell", 25.0, 9.0, 0.0, "circuit_breaker"),
+            (2, "B", "sell", 25.0, 9.0, 0.0, "circuit_breaker"),
+            (3, "B", "sell", 25.0, 7.5, 0.0, "stop_loss"),
+            (5, "A", "buy", 8.75, 15.0, 0.0, "circuit_breaker"),
+        ],
+        risk_events=RECOVER_EVENTS,
+        breaker=RECOVER_MODES,
+    )
+    close(result.daily["gross_exposure"].iloc[5], 0.5)
 
 
 # --------------------------------------------------------------------------- 15. NaN vs 0

@@ -12,6 +12,16 @@ import pytest
 from qpipe.live.broker import Position
 from qpipe.live.risk_book import RiskBook, RiskStateAhead
 from qpipe.strategies.risk import CircuitBreaker, StopLoss
+from qpipe_tests.backtest.test_rules import (
+    HALT_BARS,
+    HALT_ON_LOSS,
+    RECOVER_BARS,
+    REDUCE,
+    make_bars,
+    run,
+)
+
+NAN = np.nan
 
 D1, D2, D3 = dt.date(2024, 1, 2), dt.date(2024, 1, 3), dt.date(2024, 1, 4)
 
@@ -91,3 +101,65 @@ def test_an_earlier_session_than_the_state_is_refused(tmp_path):
     book.apply(D2, pd.Series(dtype=float), {}, pd.Series(dtype=float), 1e4)
     with pytest.raises(RiskStateAhead, match="already at session 2024-01-03"):
         book.apply(D1, pd.Series(dtype=float), {}, pd.Series(dtype=float), 1e4)
+
+
+# The breaker's transitions decide the same orders live as in the engine: the RiskBook is fed
+# each session's inputs as the engine saw them at its decision (held shares, closes, NAV) and
+# gives the orders the engine's hand-computed cases in qpipe_tests/backtest/test_rules.py
+# traded: after a halt's cool-down and on recovering from REDUCING, back to the strategy's
+# current targets (less the name the stop exited), at once.
+
+HALT_ORDERS = [[0.5, 0.5], [NAN, NAN], [0.0, 0.0], [NAN, NAN], [0.5, 0.5], [NAN, NAN], [NAN, NAN]]
+RECOVER_ORDERS = [[0.5, 0.5], [NAN, NAN], [0.25, 0.25], [NAN, 0.0], [NAN, NAN], [0.5, 0.0],
+                  [NAN, NAN]]  # fmt: skip
+
+
+@pytest.mark.parametrize("fill", ["next_open", "close"])
+@pytest.mark.parametrize(("case", "orders"), [("halt", HALT_ORDERS), ("recover", RECOVER_ORDERS)])
+def test_breaker_transitions_order_as_the_engine(tmp_path, fill, case, orders):
+    if case == "halt":
+        bars, stop, breaker = make_bars(HALT_BARS["open"], HALT_BARS["close"]), None, HALT_ON_LOSS
+    else:
+        bars, stop, breaker = (
+            make_bars(RECOVER_BARS["open"], RECOVER_BARS["close"]),
+            StopLoss(0.20),
+            REDUCE,
+        )
+    result, symbols = run(bars, {0: [0.5, 0.5]}, stop_loss=stop, circuit_breaker=breaker,
+                          fill=fill, initial_cash=1000.0)  # fmt: skip
+    book = RiskBook(tmp_path, "s", stop, breaker)
+    closes = bars["close"].to_pandas()
+    positions, cash = result.positions, result.daily["cash"]
+    got = []
+    for t, day in enumerate(closes.index):
+        if fill == "close":  # decided before the day's trades, on yesterday's book
+            qty = positions.iloc[t - 1] if t else positions.iloc[0] * 0.0
+            nav = (cash.iloc[t - 1] if t else 1000.0) + float((qty * closes.iloc[t]).sum())
+        else:  # decided after the day's fills at the open
+            qty, nav = positions.iloc[t], float(result.equity.iloc[t])
+        held = {s: Position(s, float(q), 10.0 if s == "A" else 20.0) for s, q in qty.items() if q}
+        if case == "recover":
+            held = {s: Position(s, p.quantity, 10.0) for s, p in held.items()}  # both bought at 10
+        weights = pd.Series([0.5, 0.5] if t == 0 else [NAN, NAN], index=symbols)
+        out = book.apply(day.date(), weights, held, closes.iloc[t], nav)
+        got.append(out.targets.reindex(symbols).tolist())
+    np.testing.assert_array_equal(np.array(got), np.array(orders))
+
+
+def test_resume_starts_from_the_last_rebalance_and_drops_delisted_names(tmp_path):
+    # No saved targets yet: the last rebalance's weights (A 0.6, B 0.4) are the current ones.
+    breaker = CircuitBreaker(reduce_drawdown=None, halt_drawdown=None, max_daily_loss=0.10,
+                             cooldown_sessions=1)  # fmt: skip
+    book = RiskBook(tmp_path, "s", None, breaker)
+    previous = pd.Series({"A": 0.6, "B": 0.4})
+    none = pd.Series({"A": NAN, "B": NAN})
+    pos, prices = held(A=(60, 100.0), B=(20, 200.0)), pd.Series({"A": 100.0, "B": 200.0})
+    assert book.apply(D1, none, pos, prices, 10_000.0, previous=previous).mode == "active"
+    halt = book.apply(D2, none, pos, prices, 8_500.0)  # a 15% daily loss
+    assert halt.mode == "halted" and halt.targets.to_dict() == {"A": 0.0, "B": 0.0}
+    # The cool-down of one session is over on D3; B was delisted meanwhile: A back to 0.6.
+    for _ in range(2):  # a re-run of D3 decides the same
+        out = book.apply(D3, none, {}, pd.Series({"A": 100.0}), 8_500.0, delisted=["B"])
+        assert out.mode == "active"
+        assert out.targets["A"] == 0.6 and np.isnan(out.targets["B"])
+        assert out.events["reason"].tolist() == ["cool-down of 1 session over: resume"]

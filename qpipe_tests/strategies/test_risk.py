@@ -19,6 +19,8 @@ from qpipe.strategies.risk import (
     StopResult,
     StopState,
     Transition,
+    breaker_targets,
+    current_targets,
 )
 
 NAN = np.nan
@@ -580,3 +582,38 @@ def test_breaker_halted_iff_recent_halt_and_no_lookahead(case, data: st.DataObje
             r = breaker.step(s, d, v)
             assert r == results[k]
             s = r.state
+
+
+# --------------------------------------------------------------------------- breaker orders
+
+
+def test_current_targets_follow_the_latest_weights_less_stops_and_delistings() -> None:
+    # Five names: a rebalance gives A..D weights (E none); then a session without weights in
+    # which the stop exits B and D is delisted; then a rebalance that gives B again.
+    start = np.full(5, NAN)
+    rebalance = np.array([0.3, 0.2, 0.0, 0.5, NAN])
+    none = np.zeros(5, dtype=bool)
+    after = current_targets(start, rebalance, none, none)
+    np.testing.assert_array_equal(after, [0.3, 0.2, 0.0, 0.5, NAN])
+    quiet = current_targets(
+        after, np.full(5, NAN), np.array([0, 1, 0, 0, 0], bool), np.array([0, 0, 0, 1, 0], bool)
+    )
+    np.testing.assert_array_equal(quiet, [0.3, 0.0, 0.0, NAN, NAN])
+    again = current_targets(quiet, np.array([NAN, 0.4, NAN, NAN, 0.1]), none, none)
+    np.testing.assert_array_equal(again, [0.3, 0.4, 0.0, NAN, 0.1])
+    np.testing.assert_array_equal(after, [0.3, 0.2, 0.0, 0.5, NAN])  # inputs untouched
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        (ACTIVE, [0.0, 0.25, 0.4, NAN]),  # resume: today's decisions, else the targets
+        (REDUCING, [0.0, 0.25, 0.35, 0.1]),  # leave ACTIVE: today's decisions, else held
+        (HALTED, [0.0, 0.25, 0.35, 0.1]),
+    ],
+)
+def test_breaker_targets_fill_what_today_left_undecided(mode, expected) -> None:
+    decided = np.array([0.0, 0.25, NAN, NAN])  # a stop exit, a rebalance weight, two NaN
+    current = np.array([0.3, 0.3, 0.4, NAN])
+    held = np.array([0.2, 0.3, 0.35, 0.1])
+    np.testing.assert_array_equal(breaker_targets(mode, decided, current, held), expected)

@@ -1,11 +1,15 @@
 """``backtest_<strategy>``: the strategy's whole-history backtest from its signals and the
-bars, saved under ``lake/backtests/<strategy>/`` with the headline metrics as metadata;
-``report_<strategy>``: its tear sheet, ``<data>/reports/<strategy>.html``, from the saved
-backtest."""
+bars, saved under ``lake/backtests/<strategy>/`` with the headline metrics as metadata, and
+its ``point_in_time`` check (the backtest over the lake cut :data:`CHECK_SESSIONS` sessions
+before its end equals it on every date up to the cut); ``report_<strategy>``: its tear sheet,
+``<data>/reports/<strategy>.html``, from the saved backtest."""
 
 from pathlib import Path
 
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     AssetsDefinition,
@@ -17,14 +21,20 @@ from dagster import (
 )
 
 from qpipe.analytics.report import write_report
-from qpipe.backtest.runner import backtest_lake
+from qpipe.backtest.lookahead import lookahead_difference
+from qpipe.backtest.result import BacktestResult
+from qpipe.backtest.runner import backtest_lake, lake_market
 from qpipe.backtest.store import load_result
+from qpipe.data.schema import MarketData
 from qpipe.defs.resources import ProjectResource
 from qpipe.project import Project
 from qpipe.strategies.base import BaseStrategy
 from qpipe.strategies.signals import signals_table
 
 HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "max_drawdown", "calmar")
+CHECK_SESSIONS = 21
+"""The ``point_in_time`` check cuts the lake this many sessions before the backtest's end."""
+POINT_IN_TIME = "point_in_time"
 
 
 def build_backtest_assets(project: Project) -> list[AssetsDefinition]:
@@ -54,14 +64,31 @@ def _backtests(strategies: dict[str, BaseStrategy]) -> AssetsDefinition:
         for name in strategies
     ]
 
-    @multi_asset(specs=specs, name="backtests", can_subset=True, pool="lake_writer")
+    checks = [
+        AssetCheckSpec(
+            POINT_IN_TIME,
+            asset=f"backtest_{name}",
+            description=f"The backtest over the lake cut {CHECK_SESSIONS} sessions before its "
+            "end equals it on every date up to the cut (equity, daily accounts, positions, "
+            "fills; exactly); a failure names the first date and the fields that differ.",
+        )
+        for name in strategies
+    ]
+
+    @multi_asset(
+        specs=specs, check_specs=checks, name="backtests", can_subset=True, pool="lake_writer"
+    )
     def backtests(context: AssetExecutionContext, qpipe: ProjectResource):
         proj = qpipe.get()
         settings = proj.settings.backtest
         selected = {key.to_user_string() for key in context.selected_asset_keys}
         chosen = {n: s for n, s in strategies.items() if f"backtest_{n}" in selected}
+        checked = {key.asset_key.to_user_string() for key in context.selected_asset_check_keys}
+        market = lake_market(proj.lake)
         year = proj.calendar.sessions_per_year
-        runs = backtest_lake(proj.lake, chosen, settings, proj.instruments, periods_per_year=year)
+        runs = backtest_lake(
+            proj.lake, chosen, settings, proj.instruments, market, periods_per_year=year
+        )
         for name, result, path in runs:
             metrics = {k: float(result.metrics[k]) for k in HEADLINE}
             context.log.info(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
@@ -77,8 +104,35 @@ def _backtests(strategies: dict[str, BaseStrategy]) -> AssetsDefinition:
                     "path": MetadataValue.path(str(path)),
                 },
             )
+            if f"backtest_{name}" in checked:
+                yield _point_in_time(proj, name, strategies[name], market, result)
 
     return backtests
+
+
+def _point_in_time(
+    proj: Project, name: str, strategy: BaseStrategy, market: MarketData, result: BacktestResult
+) -> AssetCheckResult:
+    """The ``point_in_time`` check of ``backtest_<name>``: ``result`` against the backtest
+    over the lake cut :data:`CHECK_SESSIONS` sessions before its end."""
+    sessions = result.equity.index
+    end = sessions[max(0, len(sessions) - 1 - CHECK_SESSIONS)]
+    signals = proj.lake.read(signals_table(name), columns=["target_weight"])
+    diff = lookahead_difference(strategy, market, signals, proj.settings.backtest,
+                                proj.instruments, result, end)  # fmt: skip
+    return AssetCheckResult(
+        check_name=POINT_IN_TIME,
+        asset_key=f"backtest_{name}",
+        passed=diff is None,
+        severity=AssetCheckSeverity.ERROR,
+        description=None
+        if diff is None
+        else f"the backtest through {end:%Y-%m-%d} differs on {diff}",
+        metadata={
+            "cut_at": f"{end:%Y-%m-%d}",
+            "first_difference": "none" if diff is None else str(diff),
+        },
+    )
 
 
 def _report_asset(name: str) -> AssetsDefinition:
