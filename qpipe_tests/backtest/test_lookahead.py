@@ -39,14 +39,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     market = project.source.fetch(START, END)
     names = list(project.settings.factors.names or [])
     panels = compute(market, names, library=library_for(project.settings.factors),
-                     sectors=project.sectors)  # fmt: skip
+                     sectors=project.sectors, calendar=project.calendar)  # fmt: skip
     factors = to_long(panels, market.bars)
     out = {}
     for name, strategy in project.strategies.items():
         signals = compute_signals(strategy, market, factors, project.instruments, project.calendar)
         full, _ = run_backtest(
-            strategy, market, signals, project.settings.backtest, project.instruments
-        )
+            strategy, market, signals, project.settings.backtest, project.instruments,
+            periods_per_year=project.calendar.sessions_per_year,
+        )  # fmt: skip
         out[name] = (strategy, signals, full)
     return project, market, out
 
