@@ -146,8 +146,8 @@ def backtest_warnings(daily: pd.DataFrame, fills: pd.DataFrame, fill: str) -> li
             )
         elif skipped > 0:
             out.append(
-                f"no fills: every trade ({skipped:,.2f} in all) was skipped, its fee above "
-                "its value (backtest.min_commission too high for the capital?)"
+                f"no fills: every trade (worth {skipped:,.2f} in all) was skipped, its fee "
+                "above its value (backtest.min_commission too high for the capital?)"
             )
         else:
             out.append("no fills: the strategy never asked for a trade")
@@ -159,7 +159,7 @@ def backtest_warnings(daily: pd.DataFrame, fills: pd.DataFrame, fill: str) -> li
         )
     if skipped > SKIPPED_WARNING * (skipped + notional):
         out.append(
-            f"{skipped / (skipped + notional):.0%} of the traded notional ({skipped:,.2f}) "
-            "was skipped, each trade's fee above its value (see backtest.min_commission)"
+            f"trades worth {skipped:,.2f} ({skipped / (skipped + notional):.0%} of the notional "
+            "ordered) were skipped, each one's fee above its value (see backtest.min_commission)"
         )
     return out
