@@ -121,20 +121,25 @@ class BacktestResult:
             fills=fill_frame,
             daily=frame,
             risk_events=events,
-            warnings=backtest_warnings(frame, fill_frame, fill),
+            warnings=backtest_warnings(frame, *_orders(fills, reasons), fill),
         )
         metrics = performance_metrics(equity, frame, benchmark)
         object.__setattr__(result, "metrics", metrics)
         return result
 
 
-def backtest_warnings(daily: pd.DataFrame, fills: pd.DataFrame, fill: str) -> list[str]:
-    """What makes a backtest's numbers doubtful, from its ``daily`` accounts and ``fills``
-    (see :attr:`BacktestResult.warnings`); ``fill`` is the fill mode."""
+def _orders(fills: np.ndarray, reasons: tuple[str, ...]) -> tuple[int, float]:
+    """The number and notional of the ledger's ``fills`` that were orders (not delistings)."""
+    ordered = fills[:, 5] != reasons.index("delisting")
+    notional = np.abs(fills[:, 2]) * fills[:, 3]
+    return int(np.count_nonzero(ordered)), float(notional.sum(where=ordered))
+
+
+def backtest_warnings(daily: pd.DataFrame, orders: int, notional: float, fill: str) -> list[str]:
+    """What makes a backtest's numbers doubtful (see :attr:`BacktestResult.warnings`), from
+    its ``daily`` accounts, the number and notional of its filled ``orders`` and its ``fill``
+    mode."""
     out = []
-    traded = fills.loc[fills["reason"].astype(str) != "delisting"]
-    orders = len(traded)
-    notional = float((traded["quantity"] * traded["price"]).sum())
     unpriced = int(daily["unpriced"].sum())
     skipped = float(daily["skipped"].sum())
     if orders == 0:
