@@ -194,15 +194,15 @@ def test_backtests_that_never_trade_say_so_on_every_path(isolated_env, tmp_path,
         },
     )
     warning = (
-        "warning: backtest rev: no fills: every trade (worth {}) was skipped, its fee above its "
+        "warning: backtest rev: no fills: trades worth {} were skipped, each one's fee above its "
         "value (backtest.min_commission too high for the capital?)"
     )
     demo = invoke("--config", str(cfg), "demo")
     assert demo.exit_code == 0, demo.output
     assert "Headline metrics of the backtests" in demo.output
     [line] = [x for x in demo.stderr.splitlines() if x.startswith("warning:")]
-    worth = line.split("(worth ")[1].split(")")[0]
-    assert line == warning.format(worth) and float(worth.replace(",", "").split()[0]) > 0
+    worth = line.split("trades worth ")[1].split()[0]
+    assert line == warning.format(worth) and float(worth.replace(",", "")) > 0
     for extra in ([], ["--record"]):
         again = invoke("--config", str(cfg), "backtest", *extra)
         assert again.exit_code == 0, again.output

@@ -143,19 +143,25 @@ def backtest_warnings(daily: pd.DataFrame, orders: int, notional: float, fill: s
     unpriced = int(daily["unpriced"].sum())
     skipped = float(daily["skipped"].sum())
     if orders == 0:
+        why = []
         if unpriced:
-            hint = "; the data has no opens? use backtest.fill: next_close or close"
-            out.append(
-                f"no fills: {unpriced:,} orders found no {fill} price"
-                + (hint if fill == "next_open" else "")
+            hint = " (the data has no opens? use backtest.fill: next_close or close)"
+            why.append(
+                f"{unpriced:,} orders found no {fill} price" + (hint if fill == "next_open" else "")
             )
-        elif skipped > 0:
-            out.append(
-                f"no fills: every trade (worth {skipped:,.2f} in all) was skipped, its fee "
-                "above its value (backtest.min_commission too high for the capital?)"
+        if skipped > 0:
+            why.append(
+                f"trades worth {skipped:,.2f} were skipped, each one's fee above its value "
+                "(backtest.min_commission too high for the capital?)"
             )
-        else:
-            out.append("no fills: the strategy never asked for a trade")
+        if daily["unfilled"].sum() > 0:
+            why.append(
+                f"orders worth {daily['unfilled'].sum():,.2f} were over the participation cap "
+                "(backtest.participation; no volume in the session before the fill?)"
+            )
+        if daily["shortfall"].sum() > 0:
+            why.append("the cash paid for no buy")
+        out.append("no fills: " + ("; ".join(why) or "the strategy never asked for a trade"))
         return out
     if unpriced > UNPRICED_WARNING * (unpriced + orders):
         out.append(

@@ -943,8 +943,8 @@ def test_close_only_bars_never_fill_next_open_and_say_so() -> None:
         unpriced=[0.0, 2.0, 0.0, 2.0],
         gross_exposure=[0.0] * 4,
         warnings=[
-            "no fills: 4 orders found no next_open price; the data has no opens? use "
-            "backtest.fill: next_close or close"
+            "no fills: 4 orders found no next_open price (the data has no opens? use "
+            "backtest.fill: next_close or close)"
         ],
     )
     # The same bars fill at the next close: d1 A 50, B 25; no warning.
@@ -960,6 +960,24 @@ def test_a_backtest_that_never_trades_says_why() -> None:
     costly, _ = run(bars, {0: [1.0]}, min_commission=200.0, initial_cash=100.0)
     close(costly.daily["skipped"], [0.0, 100.0, 0.0])
     assert costly.warnings == [
-        "no fills: every trade (worth 100.00 in all) was skipped, its fee above its value "
+        "no fills: trades worth 100.00 were skipped, each one's fee above its value "
         "(backtest.min_commission too high for the capital?)"
+    ]
+    # Participation 10% at the close: no session before d0, and only 5 shares of volume on
+    # d0 and d1 for 100 wanted: each order is capped to 0.5 shares, worth 5, under its fee.
+    capped, _ = run(
+        make_bars({"A": [10.0] * 3}, {"A": [10.0] * 3}, volume={"A": [5.0] * 3}),
+        {0: [1.0], 1: [1.0], 2: [1.0]},
+        fill="close",
+        participation=0.1,
+        min_commission=10.0,
+        initial_cash=1000.0,
+    )
+    close(capped.daily["unfilled"], [1000.0, 995.0, 995.0])
+    close(capped.daily["skipped"], [0.0, 5.0, 5.0])
+    assert capped.warnings == [
+        "no fills: trades worth 10.00 were skipped, each one's fee above its value "
+        "(backtest.min_commission too high for the capital?); orders worth 2,990.00 were over "
+        "the participation cap (backtest.participation; no volume in the session before the "
+        "fill?)"
     ]

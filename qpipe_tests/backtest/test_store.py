@@ -74,8 +74,8 @@ def test_warnings_are_saved_read_back_and_queryable(tmp_path):
     weights = xr.DataArray(np.full((5, 2), 0.5), coords=bars.coords, dims=dims)
     result = BacktestEngine().run(bars, weights)
     assert result.warnings == [
-        "no fills: 8 orders found no next_open price; the data has no opens? use "
-        "backtest.fill: next_close or close"
+        "no fills: 8 orders found no next_open price (the data has no opens? use "
+        "backtest.fill: next_close or close)"
     ]
     save_result(tmp_path, "s", result)
     back, _ = load_result(tmp_path, "s")

@@ -207,6 +207,6 @@ def test_backtest_asset_logs_and_records_its_warnings(signal_project, tmp_path):
             if e.level == logging.WARNING and "value_mix:" in e.user_message
         ]
     saved, _ = load_result(project.lake.root, "value_mix")
-    assert saved.warnings and saved.warnings[0].startswith("no fills: every trade (worth ")
+    assert saved.warnings and saved.warnings[0].startswith("no fills: trades worth ")
     assert event.materialization.metadata["warnings"].value == "\n".join(saved.warnings)
     assert logged == [f"value_mix: {w}" for w in saved.warnings]
