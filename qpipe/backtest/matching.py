@@ -129,7 +129,7 @@ def _affordable(
 ) -> np.ndarray:
     """``size`` when the cash pays for it, else ``size`` scaled down by the largest common
     factor ``k < 1`` (then truncated to whole lots) whose buys the cash pays for; a buy whose
-    fee would exceed its scaled notional costs nothing (it will be skipped)."""
+    fee would exceed its scaled notional costs nothing (it is not made)."""
     if _left(size, px, cash, rate, minimum) >= 0.0:
         return size
     trial = np.empty_like(size)

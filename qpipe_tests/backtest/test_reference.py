@@ -3,8 +3,10 @@
 The reference below is written from the specification only (corporate actions, then the
 pending fills, then the marks and delistings, then NAV, then the decisions at the close), one
 day and one symbol at a time. Random panels with halts, a delisting, a split and dividends are
-run through both, for every fill mode and a few cost settings, and everything the engine
-reports (equity, shares, cash, fills) must agree to 1e-9 relative.
+run through both, for every fill mode and a few cost settings (commission with a minimum,
+slippage, lot size, participation cap), and everything the engine reports (equity, shares,
+cash, exposure, fills, and the skipped, unpriced, unfilled and shortfall accounts) must agree
+to 1e-9 relative; the engine's cash is never negative.
 """
 
 from __future__ import annotations
