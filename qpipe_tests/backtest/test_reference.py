@@ -303,7 +303,8 @@ def make_case(
     halt_frac: float = 0.03,
     decision_frac: float = 1 / 3,
 ) -> tuple[xr.Dataset, xr.DataArray]:
-    """Random bars (with halts, a delisting, a split, two dividends) and random weights."""
+    """Random bars (with halts, a delisting, a late listing, a split, two dividends) and
+    random weights."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2024-01-02", periods=n_days, name="date")
     symbols = pd.Index([f"S{i}" for i in range(n_sym)], name="symbol")
@@ -333,12 +334,18 @@ def make_case(
     volume[rng.random((n_days, n_sym)) < halt_frac / 3] = np.nan
 
     # One symbol's bars end at ``delist_day``.
+    d_sym = n_sym
     if delist_day is not None and delist_day < n_days - 1:
         d_sym = int(rng.integers(n_sym))
         close[delist_day, d_sym] = close[delist_day - 1, d_sym] * 1.01
         close[delist_day + 1 :, d_sym] = np.nan
         opens[delist_day + 1 :, d_sym] = np.nan
         volume[delist_day + 1 :, d_sym] = np.nan
+
+    # Another symbol is listed late: no bars before a quarter of the panel (its weights there
+    # are orders without a price).
+    late = (d_sym + 1) % n_sym
+    close[: n_days // 4, late] = opens[: n_days // 4, late] = volume[: n_days // 4, late] = np.nan
 
     bars = xr.Dataset(
         {
