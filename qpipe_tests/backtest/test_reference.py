@@ -328,6 +328,7 @@ def make_case(
         dividend[d_day, d_sym] = float(rng.uniform(0.1, 1.5))
 
     # Halts: whole bars missing; a few missing opens only, a few missing volumes only.
+    walk = close.copy()
     halted = rng.random((n_days, n_sym)) < halt_frac
     close[halted] = opens[halted] = volume[halted] = np.nan
     opens[rng.random((n_days, n_sym)) < halt_frac / 3] = np.nan
@@ -337,7 +338,8 @@ def make_case(
     d_sym = n_sym
     if delist_day is not None and delist_day < n_days - 1:
         d_sym = int(rng.integers(n_sym))
-        close[delist_day, d_sym] = close[delist_day - 1, d_sym] * 1.01
+        # (a last close even if the session before is halted: a bar never closed is no bar)
+        close[delist_day, d_sym] = walk[delist_day - 1, d_sym] * 1.01
         close[delist_day + 1 :, d_sym] = np.nan
         opens[delist_day + 1 :, d_sym] = np.nan
         volume[delist_day + 1 :, d_sym] = np.nan
