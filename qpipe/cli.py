@@ -435,6 +435,7 @@ def backtest(ctx: click.Context, strategy: str | None, record: bool) -> None:
             for name, _, path in runs:
                 _console().print(f"  {name:<22} saved to {path}")
     _print_metrics(_project(ctx), chosen)
+    _print_warnings(_project(ctx), chosen)
 
 
 def _with_signals(project: Any, strategy: str | None) -> list[str]:
@@ -524,6 +525,16 @@ def _print_metrics(project: Any, names: list[str], only: tuple[str, ...] = ()) -
     _print_frame(table.round(4).reset_index(), len(table))
 
 
+def _print_warnings(project: Any, names: list[str]) -> None:
+    """The saved warnings of the backtests of ``names`` (on stderr), e.g. one that never
+    traded."""
+    from qpipe.backtest.store import load_output
+
+    for name in names:
+        for warning in load_output(project.lake.root, name, "warnings")["warning"]:
+            click.echo(f"warning: backtest {name}: {warning}", err=True)
+
+
 @cli.command()
 @click.argument("query")
 @click.option("--max-rows", default=50, show_default=True, help="Rows to print at most.")
@@ -603,6 +614,7 @@ def demo(ctx: click.Context) -> None:
     if chosen:
         click.echo("\nHeadline metrics of the backtests:")
         _print_metrics(project, chosen, HEADLINE)
+        _print_warnings(project, chosen)
         click.echo("\nTear sheets:")
         for name in chosen:
             click.echo(f"  {name}: {report_path(project, name)}")

@@ -173,6 +173,42 @@ def test_demo_ends_with_headline_metrics_and_tear_sheets(isolated_env, tmp_path,
     assert "qpipe backtest: rot" in sheet.read_text()
 
 
+def test_backtests_that_never_trade_say_so_on_every_path(isolated_env, tmp_path, monkeypatch):
+    import datetime as dt
+
+    from qpipe.data import sync as sync_module
+
+    monkeypatch.setattr(sync_module, "default_end", lambda project, now=None: dt.date(2024, 3, 28))
+    strategies = {
+        "rev": {"kind": "linear", "params": {"factors": {"reversal_1m": 1.0}, "top_k": 5,
+                                             "rebalance": "weekly"}},
+    }  # fmt: skip
+    # A minimum fee above the whole capital: every trade is worth less than its fee.
+    cfg = write_config(
+        tmp_path / "w.yaml",
+        {
+            **SMALL_CONFIG,
+            "factors": {"names": ["reversal_1m"]},
+            "strategies": strategies,
+            "backtest": {"min_commission": 2e6},
+        },
+    )
+    warning = (
+        "warning: backtest rev: no fills: trades worth {} were skipped, each one's fee above its "
+        "value (backtest.min_commission too high for the capital?)"
+    )
+    demo = invoke("--config", str(cfg), "demo")
+    assert demo.exit_code == 0, demo.output
+    assert "Headline metrics of the backtests" in demo.output
+    [line] = [x for x in demo.stderr.splitlines() if x.startswith("warning:")]
+    worth = line.split("trades worth ")[1].split()[0]
+    assert line == warning.format(worth) and float(worth.replace(",", "")) > 0
+    for extra in ([], ["--record"]):
+        again = invoke("--config", str(cfg), "backtest", *extra)
+        assert again.exit_code == 0, again.output
+        assert [x for x in again.stderr.splitlines() if x.startswith("warning:")] == [line]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -80,9 +80,7 @@ def test_total_return_index_over_halts_listings_and_delistings(market):
 
 def test_equal_weight_benchmark_holds_every_listed_name(market):
     bars = bars_dataset(MarketData(market.bars, market.actions))
-    got = benchmark_series(
-        bars, EQUAL_WEIGHT, list(SYMBOLS), delisting_dates(market.instruments)
-    )
+    got = benchmark_series(bars, EQUAL_WEIGHT, list(SYMBOLS), delisting_dates(market.instruments))
     index = expected_index(market)
     level, want, members = 1.0, [], []
     for t in range(len(index)):
@@ -137,7 +135,13 @@ def test_rounded_adjusted_closes_give_the_planted_actions(market, tmp_path, deci
     cal = TradingCalendar("XNYS", "2024-01-02")
     config = FilesSourceConfig(path=path, columns={"adj_close": "adj_close"})
     got = FilesSource(cal, config).fetch(market.sessions[0], market.sessions[-1]).actions
-    want = market.actions
+    # A file has rows on traded sessions only: an action whose ex-date falls in a halt shows
+    # on the first bar after it (EEE's split), where the engine applies it all the same.
+    want = market.actions.copy()
+    for k, row in want.iterrows():
+        traded = frame.loc[(frame["symbol"] == row.symbol) & (frame["date"] >= row.date), "date"]
+        want.at[k, "date"] = traded.min()
+    assert (want["date"] != market.actions["date"]).sum() == 1
     assert list(zip(got["date"], got["symbol"], strict=True)) == list(
         zip(want["date"], want["symbol"], strict=True)
     )
@@ -148,7 +152,7 @@ def test_rounded_adjusted_closes_give_the_planted_actions(market, tmp_path, deci
     for g, w in zip(got.itertuples(), want.itertuples(), strict=True):
         rows = frame.loc[frame["symbol"] == w.symbol].set_index("date")
         before = rows.loc[rows.index < w.date].iloc[-1]
-        on = rows.loc[w.date]
+        on = rows.loc[w.date]  # the first bar on or after the ex-date
         bound = before["close"] * (
             unit / before["adj_close"] + unit / on["adj_close"] + 1e-4 / on["close"]
         )

@@ -19,9 +19,13 @@ class BacktestConfig(BaseModel):
       itself: a market-on-close order sent minutes before the close).
     - ``commission_bps``: fee rate on traded notional, in basis points (10 = 0.1%), paid from
       cash on top of the notional; ``min_commission``: the least fee of an order (currency).
+      An order whose fee would exceed its notional is not made (reported ``skipped``).
     - ``slippage_bps``: the fill price moves this much against the trader.
-    - ``participation``: at most this fraction of the fill bar's volume per order (None: no
-      cap); the rest is reported unfilled.
+    - ``participation``: at most this fraction of the volume known before the fill session
+      per order (None: no cap): the volume of the last session complete before it (the
+      decision session for ``next_open`` and ``next_close``, the session before for
+      ``close``), in post-split shares on an ex-date. No volume there (a halt, or the first
+      session of a ``close`` backtest) means no room. The rest is reported unfilled.
     - ``lot_size``: whole lots of this many shares (None: fractional shares).
     - ``initial_cash``: the starting portfolio, all cash.
     - ``periods_per_year``: sessions per year that annualise the result's metrics (the

@@ -1,5 +1,6 @@
-"""Trading costs of one order: the slipped fill price and the commission (compiled scalars,
-callable from Python and from the engine's compiled day steps)."""
+"""Trading costs of one order: the slipped fill price, the commission and whether the order is
+worth its fee (compiled scalars, callable from Python and from the engine's compiled day
+steps)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,10 @@ def commission(notional: float, rate: float, minimum: float) -> float:
     if minimum > 0.0:
         fee = max(fee, minimum) if notional != 0.0 else 0.0
     return fee
+
+
+@nb.njit(cache=True, nogil=True)
+def worth_its_fee(notional: float, fee: float) -> bool:
+    """Whether an order of ``notional`` (currency, > 0) is worth trading: its ``fee`` must not
+    exceed it. One that does (a small order under a minimum commission) is skipped."""
+    return fee <= notional

@@ -3,7 +3,9 @@
 One pass over the sessions, vectorised across the cross-section inside each day. A day ``t``:
 
 1. Corporate actions with ex-date ``t`` (before the open): share counts are multiplied by the
-   split ratio, then each share held receives the cash dividend (per post-split share).
+   split ratio, then each share held receives the cash dividend (per post-split share); the
+   last close becomes ``last / split - dividend`` (what a name without a bar on ``t`` is
+   marked at).
 2. Orders decided at the close of ``t - 1`` fill at the open (``next_open``) or the close
    (``next_close``) of ``t``.
 3. Positions are marked at the close; a name without a close keeps its last close (a halt:
@@ -24,8 +26,16 @@ fill prices before any trade; a target of ``w`` is ``w V / p`` shares (rounded t
 whole lots if a lot size is set); names without a fill price do not trade (halt); sells run
 before buys; buys that need more cash than there is are scaled down together (the shortfall is
 reported); fees are paid from cash on top of the notional; slippage moves the price against
-the trader; a participation cap limits an order to a fraction of the bar's volume (the rest is
-reported unfilled). Same inputs, same outputs, bit for bit.
+the trader; a participation cap limits an order to a fraction of the volume of the last
+session complete before the fill session (``t - 1`` for a fill on ``t``: the decision
+session's for ``next_open`` and ``next_close``, the one before for ``close``, whose own volume
+is unknown at a market-on-close cut-off; split-adjusted on an ex-date; no volume there, as on
+the first session, means no room), the rest reported unfilled. A trade whose fee would exceed
+its notional is skipped and reported (``skipped``), so cash never goes negative; orders that
+find no fill price are counted (``unpriced``) and a backtest that never trades, or leaves many
+orders unpriced, says so in :attr:`BacktestResult.warnings`. NAV and the reported exposure
+come from the same marks (cash + the positions' net value; gross value / NAV). Same inputs,
+same outputs, bit for bit.
 """
 
 from __future__ import annotations
@@ -159,10 +169,9 @@ class BacktestEngine:
         out_cash, out_nav, positions, daily = out
         return BacktestResult.build(
             dates=dates, symbols=symbols, nav=out_nav, cash=out_cash, positions=positions,
-            closes=closes, daily=dict(zip(m.DAILY_COLUMNS, daily.T, strict=True)),
-            fills=ledger.fills, risk_events=ledger.risk_events, reasons=m.REASONS,
-            benchmark=benchmark, breaker_mode=breaker_mode,
-            periods_per_year=cfg.periods_per_year,
+            daily=dict(zip(m.DAILY_COLUMNS, daily.T, strict=True)), fills=ledger.fills,
+            risk_events=ledger.risk_events, reasons=m.REASONS, benchmark=benchmark,
+            breaker_mode=breaker_mode, fill=cfg.fill, periods_per_year=cfg.periods_per_year,
         )  # fmt: skip
 
     @staticmethod

@@ -12,11 +12,15 @@ The arrays, grouped in tuples:
   dividend`` (sessions x symbols by ex-date; read only on sessions where ``has_actions``),
   ``has_actions`` (bool per session), ``delist_day`` (per symbol, the session its declared
   delisting closes it at its last price and after which it takes no orders; -1 = none).
-- ``book``: ``qty`` (shares per symbol), ``last`` (last close seen), ``fill_px`` (fill prices
-  since the caller last cleared them, NaN = none), ``acct`` (``[cash, pending]``),
-  ``pending_target`` and ``pending_reason`` (the order decided at the last close).
+- ``book``: ``qty`` (shares per symbol), ``last`` (the mark: the last close seen, in post-split
+  ex-dividend terms after an ex-date without a bar), ``fill_px`` (fill prices since the
+  caller last cleared them, NaN = none), ``acct`` (``[cash, pending]``), ``pending_target``
+  and ``pending_reason`` (the order decided at the last close).
 - ``out``: ``cash, nav`` (per session), ``positions`` (sessions x symbols), ``daily``
-  (sessions x :data:`DAILY_COLUMNS`).
+  (sessions x :data:`DAILY_COLUMNS`: traded notional, fees, slippage, buy shortfall,
+  unfilled notional (participation cap), dividends, ``skipped`` notional (fee above the
+  order's value), ``unpriced`` orders (no fill price), and the positions' net and gross
+  value at the marks, from which NAV and exposure both come).
 - ``ledger``: one row per fill (:data:`LEDGER_COLUMNS`), ``count`` (``[rows used]``).
 - ``params``: see :func:`params`.
 """
@@ -27,10 +31,14 @@ import numba as nb
 import numpy as np
 
 from qpipe.backtest.config import BacktestConfig
-from qpipe.backtest.costs import commission, fill_price
+from qpipe.backtest.costs import commission, fill_price, worth_its_fee
 
-DAILY_COLUMNS = ("traded", "fees", "slippage", "shortfall", "unfilled", "dividends")
-TRADED, FEES, SLIPPAGE, SHORTFALL, UNFILLED, DIVIDENDS = range(len(DAILY_COLUMNS))
+DAILY_COLUMNS = (
+    "traded", "fees", "slippage", "shortfall", "unfilled", "dividends", "skipped", "unpriced",
+    "net_value", "gross_value",
+)  # fmt: skip
+(TRADED, FEES, SLIPPAGE, SHORTFALL, UNFILLED, DIVIDENDS, SKIPPED, UNPRICED, NET_VALUE,
+ GROSS_VALUE) = range(len(DAILY_COLUMNS))  # fmt: skip
 LEDGER_COLUMNS = ("day", "symbol", "quantity", "price", "fee", "reason")
 REASONS = ("rebalance", "stop_loss", "circuit_breaker", "delisting")
 REBALANCE, STOP, BREAKER, DELIST = range(len(REASONS))
@@ -58,13 +66,18 @@ def params(config: BacktestConfig) -> np.ndarray:
 
 
 @_jit
-def value(qty: np.ndarray, price: np.ndarray) -> float:
-    """``sum(qty x price)`` over the names held (a name never priced is held by no one)."""
-    total = 0.0
+def value(qty: np.ndarray, price: np.ndarray) -> tuple[float, float]:
+    """The positions marked at ``price``: ``(sum(qty x price), sum(|qty x price|))``, net
+    and gross, over the names held (a name never priced is held by no one). The one marking
+    of NAV and exposure."""
+    net = 0.0
+    gross = 0.0
     for i in range(qty.shape[0]):
         if qty[i] != 0.0 and not np.isnan(price[i]):
-            total += qty[i] * price[i]
-    return total
+            held = qty[i] * price[i]
+            net += held
+            gross += abs(held)
+    return net, gross
 
 
 @_jit
@@ -87,59 +100,98 @@ def _record(
 
 
 @_jit
-def _cost(size: np.ndarray, px: np.ndarray, rate: float, minimum: float) -> float:
-    total = 0.0
+def _left(size: np.ndarray, px: np.ndarray, cash: float, rate: float, minimum: float) -> float:
+    """The cash left after buying ``size`` at ``px`` (none of a buy whose fee would exceed
+    its notional), subtracted in the order and with the arithmetic of the buys themselves:
+    when it is not negative, the cash pays for them exactly."""
     for k in range(size.shape[0]):
-        notional = size[k] * px[k]
-        total += notional + commission(notional, rate, minimum)
-    return total
+        if size[k] > 0.0:
+            notional = size[k] * px[k]
+            fee = commission(notional, rate, minimum)
+            if worth_its_fee(notional, fee):
+                cash -= notional + fee
+    return cash
+
+
+@_jit
+def _scaled(size: np.ndarray, factor: float, lot: float, out: np.ndarray) -> np.ndarray:
+    """``size x factor`` into ``out``, truncated toward zero to whole lots when ``lot > 0``."""
+    for k in range(size.shape[0]):
+        out[k] = size[k] * factor
+        if lot > 0.0:
+            out[k] = np.trunc(out[k] / lot) * lot
+    return out
 
 
 @_jit
 def _affordable(
     size: np.ndarray, px: np.ndarray, cash: float, rate: float, minimum: float, lot: float
 ) -> np.ndarray:
-    """``size`` scaled down together (and to whole lots) until notional plus fees fit in
-    ``cash``."""
-    total = _cost(size, px, rate, minimum)
-    if total <= cash:
+    """``size`` when the cash pays for it, else ``size`` scaled down by the largest common
+    factor ``k < 1`` (then truncated to whole lots) whose buys the cash pays for; a buy whose
+    fee would exceed its scaled notional costs nothing (it is not made)."""
+    if _left(size, px, cash, rate, minimum) >= 0.0:
         return size
-    if lot > 0.0:
-        # The largest common factor whose whole-lot buys the cash pays for (the cost of the
-        # truncated buys grows with the factor, so bisection finds it).
-        trial = np.empty_like(size)
-        lo, hi = 0.0, 1.0
-        for _ in range(64):
-            mid = 0.5 * (lo + hi)
-            for k in range(size.shape[0]):
-                trial[k] = np.trunc(size[k] * mid / lot) * lot
-            if _cost(trial, px, rate, minimum) <= cash:
-                lo = mid
-            else:
-                hi = mid
-        for k in range(size.shape[0]):
-            trial[k] = np.trunc(size[k] * lo / lot) * lot
-        return trial
-    scale = max(cash, 0.0) / total
-    scaled = size * scale
-    for _ in range(60):  # a minimum commission makes fees non-proportional
-        c = _cost(scaled, px, rate, minimum)
-        over = c - cash
-        if over <= 0.0:
-            return scaled
-        scale *= max(0.0, 1.0 - over / max(c, 1e-300) - 1e-12)
-        scaled = size * scale
-    return np.zeros_like(size)
+    trial = np.empty_like(size)
+    if lot == 0.0 and minimum == 0.0:
+        # Proportional fees: the cost is linear in k; the closed form, nudged down until the
+        # buys' own arithmetic leaves no negative cash.
+        cost = -_left(size, px, 0.0, rate, minimum)
+        if cost <= 0.0 or cash <= 0.0:
+            return np.zeros_like(size)
+        scale = cash / cost
+        for _ in range(60):
+            over = -_left(_scaled(size, scale, 0.0, trial), px, cash, rate, minimum)
+            if over <= 0.0:
+                return trial
+            scale *= max(0.0, 1.0 - over / max(cash + over, 1e-300) - 1e-12)
+        return np.zeros_like(size)
+    # Whole lots or a minimum fee: the cost of the scaled buys is a step function that never
+    # falls as k grows (truncation; a buy starts once it is worth its fee), so the largest k
+    # is found by bisection, to the last float.
+    lo, hi = 0.0, 1.0
+    for _ in range(1100):
+        mid = 0.5 * (lo + hi)
+        if mid <= lo or mid >= hi:
+            break
+        if _left(_scaled(size, mid, lot, trial), px, cash, rate, minimum) >= 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return _scaled(size, lo, lot, trial)
+
+
+@_jit
+def _known_volume(
+    t: int, i: int, volume: np.ndarray, split: np.ndarray, has_actions: np.ndarray
+) -> float:
+    """The volume the participation cap of symbol ``i`` allows a share of on session ``t``:
+    that of session ``t - 1``, the last session complete before any fill on ``t`` (a ``close``
+    fill's own volume is not known at a market-on-close cut-off), in shares of session ``t``
+    (times the split ratio when ``t`` is an ex-date). NaN (no room) on the first session or
+    when ``t - 1`` has no volume."""
+    if t == 0:
+        return np.nan
+    v = volume[t - 1, i]
+    if has_actions[t]:
+        v *= split[t, i]
+    return v
 
 
 @_jit
 def execute(
-    t: int, target: np.ndarray, reason: np.ndarray, price: np.ndarray, volume: np.ndarray,
+    t: int, target: np.ndarray, reason: np.ndarray, price: np.ndarray, market: tuple,
     book: tuple, daily: np.ndarray, ledger: np.ndarray, count: np.ndarray, params: np.ndarray,
 ) -> None:  # fmt: skip
-    """Trade toward ``target`` weights (NaN: leave as is) at ``price`` (NaN: halted, no
-    trade) on session ``t``: sells first, then buys scaled to the cash."""
+    """Trade toward ``target`` weights (NaN: leave as is) at ``price`` on session ``t``:
+    sells first, then buys scaled to the cash. A name without a price does not trade (an
+    order in it, a non-zero target or a held name, counts ``unpriced``); the participation
+    cap is on :func:`_known_volume`; a trade whose fee would exceed its notional (at the
+    fill price, after the cap) is skipped, its notional reported ``skipped``; a buy that the
+    scaling to the cash leaves below its fee is not made either (its notional is part of the
+    shortfall). Cash never goes negative."""
     qty, last, fill_px, acct = book[0], book[1], book[2], book[3]
+    volume, split, has_actions = market[2], market[3], market[5]
     rate, minimum, slip = params[_RATE], params[_MINIMUM], params[_SLIPPAGE]
     participation, lot = params[_PARTICIPATION], params[_LOT]
     n = qty.shape[0]
@@ -152,7 +204,11 @@ def execute(
     delta = np.zeros(n)
     for i in range(n):
         p = price[i]
-        if np.isnan(target[i]) or np.isnan(p):
+        if np.isnan(target[i]):
+            continue
+        if np.isnan(p):
+            if target[i] != 0.0 or qty[i] != 0.0:
+                daily[t, UNPRICED] += 1.0
             continue
         want = target[i] * sizing / p
         if lot > 0.0:
@@ -161,7 +217,7 @@ def execute(
         if abs(d) < 1e-12 * max(1.0, abs(qty[i])):
             continue
         if participation > 0.0:
-            v = volume[i]
+            v = _known_volume(t, i, volume, split, has_actions)
             cap = participation * (0.0 if np.isnan(v) else v)
             if lot > 0.0:
                 cap = np.trunc(cap / lot) * lot
@@ -175,6 +231,9 @@ def execute(
             px = fill_price(price[i], -1.0, slip)
             notional = -delta[i] * px
             fee = commission(notional, rate, minimum)
+            if not worth_its_fee(notional, fee):
+                daily[t, SKIPPED] += notional
+                continue
             cash += notional - fee
             qty[i] += delta[i]
             fill_px[i] = px
@@ -186,7 +245,12 @@ def execute(
         wanted = 0.0
         for k in range(buys.shape[0]):
             px[k] = fill_price(price[buys[k]], 1.0, slip)
-            wanted += size[k] * px[k]
+            notional = size[k] * px[k]
+            if worth_its_fee(notional, commission(notional, rate, minimum)):
+                wanted += notional
+            else:  # not worth its fee even in full: skipped, not short of cash
+                daily[t, SKIPPED] += notional
+                size[k] = 0.0
         size = _affordable(size, px, cash, rate, minimum, lot)
         bought = 0.0
         for k in range(buys.shape[0]):
@@ -195,6 +259,8 @@ def execute(
             i = buys[k]
             notional = size[k] * px[k]
             fee = commission(notional, rate, minimum)
+            if not worth_its_fee(notional, fee):  # scaled to the cash below its fee: short
+                continue
             bought += notional
             cash -= notional + fee
             qty[i] += size[k]
@@ -212,20 +278,21 @@ def open_day(
     """Session ``t`` up to the decision: corporate actions, yesterday's order filled,
     positions marked at the close, delisted names closed, and the strategy's order of the
     day in ``target`` and ``reason`` (see :func:`_rebalance_target`). Returns the NAV."""
-    opens, closes, volume, split, dividend, has_actions, delist_day = market
+    opens, closes, _, split, dividend, has_actions, delist_day = market
     qty, last, acct = book[0], book[1], book[3]
     n = qty.shape[0]
     if has_actions[t]:
         paid = 0.0
         for i in range(n):
             qty[i] *= split[t, i]
-            last[i] /= split[t, i]
+            # Marks in post-split, ex-dividend terms (a name without a bar keeps this one).
+            last[i] = last[i] / split[t, i] - dividend[t, i]
             paid += qty[i] * dividend[t, i]
         acct[CASH] += paid
         daily[t, DIVIDENDS] = paid
     if acct[PENDING] != 0.0:
         price = opens[t] if params[_FILL] == NEXT_OPEN else closes[t]
-        execute(t, book[4], book[5], price, volume[t], book, daily, ledger, count, params)
+        execute(t, book[4], book[5], price, market, book, daily, ledger, count, params)
         acct[PENDING] = 0.0
     for i in range(n):
         if not np.isnan(closes[t, i]):
@@ -237,7 +304,7 @@ def open_day(
             _record(t, i, -qty[i], px, 0.0, px, DELIST, ledger, count, daily)
             qty[i] = 0.0
     _rebalance_target(t, weights, delist_day, target, reason)
-    return acct[CASH] + value(qty, last)
+    return acct[CASH] + value(qty, last)[0]
 
 
 @_jit
@@ -258,8 +325,9 @@ def close_day(
     ledger: np.ndarray, count: np.ndarray, params: np.ndarray,
 ) -> None:  # fmt: skip
     """Session ``t`` from the decision on: ``target`` (NaN: leave as is) fills at this close
-    or waits for the next session; the day's cash, NAV and positions are recorded."""
-    closes, volume = market[1], market[2]
+    or waits for the next session; the day's cash, positions, their net and gross value at
+    the marks, and the NAV (cash + net value) are recorded."""
+    closes = market[1]
     qty, last, acct = book[0], book[1], book[3]
     out_cash, out_nav, positions, daily = out
     decided = False
@@ -269,13 +337,16 @@ def close_day(
             break
     if decided:
         if params[_FILL] == CLOSE:
-            execute(t, target, reason, closes[t], volume[t], book, daily, ledger, count, params)
+            execute(t, target, reason, closes[t], market, book, daily, ledger, count, params)
         else:
             book[4][:] = target
             book[5][:] = reason
             acct[PENDING] = 1.0
+    net, gross = value(qty, last)
+    daily[t, NET_VALUE] = net
+    daily[t, GROSS_VALUE] = gross
     out_cash[t] = acct[CASH]
-    out_nav[t] = acct[CASH] + value(qty, last)
+    out_nav[t] = acct[CASH] + net
     positions[t] = qty
 
 

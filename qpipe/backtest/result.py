@@ -12,6 +12,10 @@ from qpipe.analytics.metrics import performance_metrics
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
 FILL_COLUMNS = ["date", "symbol", "side", "quantity", "price", "fee", "reason"]
+UNPRICED_WARNING = 0.05
+"""Share of the orders without a fill price above which a backtest warns."""
+SKIPPED_WARNING = 0.01
+"""Share of the notional skipped (fee above the trade's value) above which a backtest warns."""
 
 
 @dataclass(frozen=True)
@@ -22,13 +26,21 @@ class BacktestResult:
     - ``positions``: shares held at the end of each day (dates x symbols; 0 = none).
     - ``fills``: one row per fill: date, symbol, side (buy/sell), quantity (> 0), price (after
       slippage), fee, reason (rebalance, stop_loss, circuit_breaker, delisting).
-    - ``daily``: cash, gross and net exposure (fractions of NAV), turnover (traded notional /
+    - ``daily``: cash, gross and net exposure (fractions of NAV; the positions valued at the
+      engine's marks, the very numbers NAV is made of: the last close, divided by the split
+      ratio and less the dividend on an ex-date without a bar), turnover (traded notional /
       NAV), fees, slippage (cost against the quoted price), costs (fees + slippage),
       dividends received, buy shortfall (notional the cash could not pay for), unfilled
-      notional (participation cap), and the circuit breaker's mode when there is one.
+      notional (participation cap), skipped notional (trades not made because their fee
+      would have exceeded their value, at the fill price), unpriced (the number of orders,
+      non-zero targets or held names, that found no fill price), and the circuit breaker's
+      mode when there is one.
     - ``risk_events``: date, symbol, rule, reason of every stop and breaker transition.
     - ``metrics``: see :func:`qpipe.analytics.metrics.performance_metrics` (annualised with
       the engine's ``periods_per_year``).
+    - ``warnings``: what makes the numbers doubtful, for a person: no fills at all (and why,
+      when orders found no price), more than :data:`UNPRICED_WARNING` of the orders without
+      a fill price, more than :data:`SKIPPED_WARNING` of the notional skipped for its fee.
     """
 
     equity: pd.Series
@@ -37,6 +49,7 @@ class BacktestResult:
     daily: pd.DataFrame
     risk_events: pd.DataFrame
     metrics: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -47,31 +60,28 @@ class BacktestResult:
         nav: np.ndarray,
         cash: np.ndarray,
         positions: np.ndarray,
-        closes: np.ndarray,
         daily: dict[str, np.ndarray],
         fills: np.ndarray,
         risk_events: list[tuple[Any, str, str, str]],
         reasons: tuple[str, ...],
         benchmark: pd.Series | None,
         breaker_mode: np.ndarray | None,
+        fill: str = "next_open",
         periods_per_year: float = DEFAULT_SESSIONS_PER_YEAR,
     ) -> BacktestResult:
+        """The result from the engine's arrays: ``daily`` holds its per-session accounts
+        (:data:`qpipe.backtest.matching.DAILY_COLUMNS`, with the positions' ``net_value`` and
+        ``gross_value`` at the marks NAV was computed from), ``fills`` its ledger rows;
+        ``fill`` (the fill mode) words the warnings."""
         dates = pd.DatetimeIndex(dates, name="date")
         equity = pd.Series(nav, index=dates, name="equity")
-        marks = pd.DataFrame(closes, index=dates, columns=symbols).ffill().to_numpy()
-        value = np.where(positions != 0, positions * marks, 0.0)
-        # Sums in symbol order, one addition after another (the last cumulative sum): a
-        # symbol not held adds an exact 0, so the backtest over more symbols (a longer lake)
-        # gives the very same numbers (the point-in-time check compares them exactly).
-        gross = np.cumsum(np.abs(value), axis=1)[:, -1] if value.shape[1] else np.zeros(len(nav))
-        net = np.cumsum(value, axis=1)[:, -1] if value.shape[1] else np.zeros(len(nav))
         with np.errstate(invalid="ignore", divide="ignore"):
             frame = pd.DataFrame(
                 {
                     "cash": cash,
                     "nav": nav,
-                    "gross_exposure": gross / nav,
-                    "net_exposure": net / nav,
+                    "gross_exposure": daily["gross_value"] / nav,
+                    "net_exposure": daily["net_value"] / nav,
                     "turnover": daily["traded"] / nav,
                     "fees": daily["fees"],
                     "slippage": daily["slippage"],
@@ -79,6 +89,8 @@ class BacktestResult:
                     "dividends": daily["dividends"],
                     "shortfall": daily["shortfall"],
                     "unfilled": daily["unfilled"],
+                    "skipped": daily["skipped"],
+                    "unpriced": daily["unpriced"],
                 },
                 index=dates,
             )
@@ -112,7 +124,56 @@ class BacktestResult:
             fills=fill_frame,
             daily=frame,
             risk_events=events,
+            warnings=backtest_warnings(frame, *_orders(fills, reasons), fill),
         )
         metrics = performance_metrics(equity, frame, benchmark, periods_per_year)
         object.__setattr__(result, "metrics", metrics)
         return result
+
+
+def _orders(fills: np.ndarray, reasons: tuple[str, ...]) -> tuple[int, float]:
+    """The number and notional of the ledger's ``fills`` that were orders (not delistings)."""
+    ordered = fills[:, 5] != reasons.index("delisting")
+    notional = np.abs(fills[:, 2]) * fills[:, 3]
+    return int(np.count_nonzero(ordered)), float(notional.sum(where=ordered))
+
+
+def backtest_warnings(daily: pd.DataFrame, orders: int, notional: float, fill: str) -> list[str]:
+    """What makes a backtest's numbers doubtful (see :attr:`BacktestResult.warnings`), from
+    its ``daily`` accounts, the number and notional of its filled ``orders`` and its ``fill``
+    mode."""
+    out = []
+    unpriced = int(daily["unpriced"].sum())
+    skipped = float(daily["skipped"].sum())
+    if orders == 0:
+        why = []
+        if unpriced:
+            hint = " (the data has no opens? use backtest.fill: next_close or close)"
+            why.append(
+                f"{unpriced:,} orders found no {fill} price" + (hint if fill == "next_open" else "")
+            )
+        if skipped > 0:
+            why.append(
+                f"trades worth {skipped:,.2f} were skipped, each one's fee above its value "
+                "(backtest.min_commission too high for the capital?)"
+            )
+        if daily["unfilled"].sum() > 0:
+            why.append(
+                f"orders worth {daily['unfilled'].sum():,.2f} were over the participation cap "
+                "(backtest.participation; no volume in the session before the fill?)"
+            )
+        if daily["shortfall"].sum() > 0:
+            why.append("the cash paid for no buy")
+        out.append("no fills: " + ("; ".join(why) or "the strategy never asked for a trade"))
+        return out
+    if unpriced > UNPRICED_WARNING * (unpriced + orders):
+        out.append(
+            f"{unpriced / (unpriced + orders):.0%} of orders ({unpriced:,} of "
+            f"{unpriced + orders:,}) found no {fill} price (halted or unlisted names?)"
+        )
+    if skipped > SKIPPED_WARNING * (skipped + notional):
+        out.append(
+            f"trades worth {skipped:,.2f} ({skipped / (skipped + notional):.0%} of the notional "
+            "ordered) were skipped, each one's fee above its value (see backtest.min_commission)"
+        )
+    return out

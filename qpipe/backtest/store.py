@@ -1,12 +1,12 @@
 """Backtest results at rest: one Parquet file per strategy and output under
 ``<lake>/backtests/<strategy>/`` (``daily``, ``positions``, ``fills``, ``metrics``,
-``risk_events``), each replaced atomically. A backtest is a whole-history result (a path),
-rewritten as one piece, so it is kept as files rather than as per-session partitions. Every
-file has a ``strategy`` column; DuckDB reads them as the views ``backtest_daily``,
-``backtest_positions``, ``backtest_fills``, ``backtest_metrics`` and
-``backtest_risk_events``. Missing values (a benchmark before it lists, a metric that is
-undefined) are NULL in the files (:func:`~qpipe.data.lake.write_frame`) and NaN again in what
-:func:`load_output` and :func:`load_result` return."""
+``risk_events``, ``warnings``), each replaced atomically. A backtest is a whole-history result
+(a path), rewritten as one piece, so it is kept as files rather than as per-session
+partitions. Every file has a ``strategy`` column; DuckDB reads them as the views
+``backtest_daily``, ``backtest_positions``, ``backtest_fills``, ``backtest_metrics``,
+``backtest_risk_events`` and ``backtest_warnings``. Missing values (a benchmark before it
+lists, a metric that is undefined) are NULL in the files (:func:`~qpipe.data.lake.write_frame`)
+and NaN again in what :func:`load_output` and :func:`load_result` return."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pandas as pd
 from qpipe.backtest.result import BacktestResult
 from qpipe.data.lake import write_frame
 
-OUTPUTS = ("daily", "positions", "fills", "metrics", "risk_events")
+OUTPUTS = ("daily", "positions", "fills", "metrics", "risk_events", "warnings")
 
 
 def backtest_dir(lake_root: Path | str, strategy: str) -> Path:
@@ -29,7 +29,7 @@ def result_frames(
 ) -> dict[str, pd.DataFrame]:
     """The result as long frames: daily accounts (with ``equity``, and the ``benchmark``
     value when given), positions (date, symbol, quantity, for held names), fills, metrics
-    (name, value), risk events."""
+    (name, value), risk events, warnings (one ``warning`` text per row)."""
     daily = result.daily.copy()
     if benchmark is not None:
         daily["benchmark"] = benchmark.reindex(daily.index).to_numpy(dtype=float)
@@ -54,6 +54,7 @@ def result_frames(
         "fills": fills,
         "metrics": metrics,
         "risk_events": events,
+        "warnings": pd.DataFrame({"warning": pd.Series(result.warnings, dtype="string")}),
     }
     return {k: f.assign(strategy=strategy) for k, f in frames.items()}
 
@@ -72,8 +73,7 @@ def save_result(
 
 
 def load_output(lake_root: Path | str, strategy: str, output: str) -> pd.DataFrame:
-    """One saved output of a strategy's backtest (``daily``, ``positions``, ``fills``,
-    ``metrics``)."""
+    """One saved output of a strategy's backtest (one of :data:`OUTPUTS`)."""
     if output not in OUTPUTS:
         raise ValueError(f"unknown backtest output {output!r}; one of {', '.join(OUTPUTS)}")
     path = backtest_dir(lake_root, strategy) / f"{output}.parquet"
@@ -107,5 +107,6 @@ def load_result(lake_root: Path | str, strategy: str) -> tuple[BacktestResult, p
         daily=daily,
         risk_events=frames["risk_events"].drop(columns="strategy"),
         metrics=dict(zip(metrics["metric"], metrics["value"].astype(float), strict=True)),
+        warnings=[str(w) for w in frames["warnings"]["warning"]],
     )
     return result, benchmark

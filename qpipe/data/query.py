@@ -33,8 +33,8 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
     ``select * from bars_on('2024-03-28')``. The view ``adjusted_bars`` derives adjusted prices
     from ``bars`` and ``corporate_actions``; the view ``signals`` is every strategy's
     ``signals_<strategy>`` table together (they carry a ``strategy`` column), and
-    ``backtest_daily``/``_positions``/``_fills``/``_metrics``/``_risk_events`` every saved
-    backtest.
+    ``backtest_daily``/``_positions``/``_fills``/``_metrics``/``_risk_events``/``_warnings``
+    every saved backtest.
     """
     lake = Lake(lake_root)
     con = duckdb.connect(":memory:", config={"temp_directory": ""})
@@ -71,7 +71,7 @@ def connect(lake_root: Path | str) -> duckdb.DuckDBPyConnection:
             con.execute(f"CREATE VIEW {_ident(table)} AS SELECT {columns} WHERE false")
     con.execute(ADJUSTED_BARS_VIEW)
     backtests = Path(lake_root) / "backtests"
-    for output in ("daily", "positions", "fills", "metrics", "risk_events"):
+    for output in ("daily", "positions", "fills", "metrics", "risk_events", "warnings"):
         files = sorted(backtests.glob(f"*/{output}.parquet")) if backtests.is_dir() else []
         if files:
             listed = ", ".join(_quote(str(f)) for f in files)

@@ -3,9 +3,11 @@
 The reference below is written from the specification only (corporate actions, then the
 pending fills, then the marks and declared delistings, then NAV, then the decisions at the
 close), one day and one symbol at a time. Random panels with halts (one across the last
-sessions), a declared delisting, a split and dividends are run through both, for every fill
-mode and a few cost settings, and everything the engine reports (equity, shares, cash,
-fills) must agree to 1e-9 relative.
+sessions), a late listing, a declared delisting, a split and dividends are run through both,
+for every fill mode and a few cost settings (commission with a minimum, slippage, lot size,
+participation cap), and everything the engine reports (equity, shares, cash, exposure, fills,
+and the skipped, unpriced, unfilled and shortfall accounts) must agree to 1e-9 relative; the
+engine's cash is never negative.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ ATOL = 1e-9
 
 @dataclass
 class Reference:
-    """What the reference reports: per-day NAV, cash and shares, and the fills."""
+    """What the reference reports: per-day NAV, cash, shares and marks, the day's accounts
+    (skipped, unpriced, unfilled, shortfall) and the fills."""
 
     equity: np.ndarray
     cash: np.ndarray
     positions: np.ndarray
     marks: np.ndarray
+    accounts: dict[str, np.ndarray]
     fills: list[tuple] = field(default_factory=list)
 
 
@@ -54,31 +58,44 @@ def _lots(x: float, lot: float | None) -> float:
 
 
 def _fee(notional: float, cfg: BacktestConfig) -> float:
+    """The fee of an order of ``notional`` > 0."""
     fee = cfg.commission_bps / 1e4 * abs(notional)
     if cfg.min_commission > 0:
         fee = max(fee, cfg.min_commission)
     return fee
 
 
+def _made(qty: list[float], price: list[float], cfg: BacktestConfig) -> list[float]:
+    """The buys of ``qty`` that are made: those whose fee does not exceed their notional."""
+    return [
+        q if q > 0 and _fee(q * p, cfg) <= q * p else 0.0 for q, p in zip(qty, price, strict=True)
+    ]
+
+
 def _buy_cost(qty: list[float], price: list[float], cfg: BacktestConfig) -> float:
-    """Notional plus fees of buying ``qty`` (0 = no order, no fee)."""
+    """Notional plus fees of the buys of ``qty`` that are made (0 = no order, no fee)."""
     total = 0.0
-    for q, p in zip(qty, price, strict=True):
+    for q, p in zip(_made(qty, price, cfg), price, strict=True):
         if q > 0:
             notional = q * p
             total += notional + _fee(notional, cfg)
     return total
 
 
-class _Book:
-    """The reference's account: cash, shares, the last known close and the fills."""
+ACCOUNTS = ("skipped", "unpriced", "unfilled", "shortfall")
 
-    def __init__(self, n: int, cfg: BacktestConfig) -> None:
+
+class _Book:
+    """The reference's account: cash, shares, the last known close, the daily accounts and
+    the fills."""
+
+    def __init__(self, n: int, n_days: int, cfg: BacktestConfig) -> None:
         self.cfg = cfg
         self.n = n
         self.cash = cfg.initial_cash
         self.shares = [0.0] * n
         self.last = [math.nan] * n
+        self.accounts = {k: np.zeros(n_days) for k in ACCOUNTS}
         self.fills: list[tuple] = []
 
     def nav(self) -> float:
@@ -88,12 +105,14 @@ class _Book:
                 value += self.shares[i] * self.last[i]
         return value
 
-    def execute(self, day: int, weights: np.ndarray, quote: np.ndarray, volume: np.ndarray):
-        """Trade one row of target weights at the quoted prices of the fill bar."""
+    def execute(self, day: int, weights: np.ndarray, quote: np.ndarray, known: list[float]):
+        """Trade one row of target weights at the quoted prices of the fill bar, each order at
+        most ``participation`` x its ``known`` volume (of the session before the fill)."""
         cfg = self.cfg
         lot = cfg.lot_size
         slip = cfg.slippage_bps / 1e4
         n = self.n
+        acc = self.accounts
         tradable = [not math.isnan(quote[i]) for i in range(n)]
 
         # Sizing value: tradable symbols at the quote, the others at their last close.
@@ -106,33 +125,45 @@ class _Book:
         delta = [0.0] * n
         for i in range(n):
             current = self.shares[i]
-            if tradable[i] and not math.isnan(weights[i]):
-                desired = _lots(weights[i] * value / quote[i], lot)
-            else:
-                desired = current
-            d = desired - current
+            if math.isnan(weights[i]):
+                continue
+            if not tradable[i]:
+                if weights[i] != 0 or current != 0:
+                    acc["unpriced"][day] += 1
+                continue
+            d = _lots(weights[i] * value / quote[i], lot) - current
             if abs(d) < 1e-12 * max(1.0, abs(current)):
-                d = 0.0
-            if cfg.participation is not None and d != 0:
-                vol = 0.0 if math.isnan(volume[i]) else volume[i]
+                continue
+            if cfg.participation is not None:
+                vol = 0.0 if math.isnan(known[i]) else known[i]
                 cap = _lots(cfg.participation * vol, lot)
-                d = min(max(d, -cap), cap)
+                capped = min(max(d, -cap), cap)
+                acc["unfilled"][day] += abs(d - capped) * quote[i]
+                d = capped
             delta[i] = d
 
-        # Sells first.
+        # Sells first; one whose fee exceeds its value is skipped.
         for i in range(n):
             if delta[i] < 0:
                 price = quote[i] * (1 - slip)
                 qty = -delta[i]
                 notional = qty * price
                 fee = _fee(notional, cfg)
+                if fee > notional:
+                    acc["skipped"][day] += notional
+                    continue
                 self.cash += notional - fee
                 self.shares[i] += delta[i]
                 self.fills.append((day, i, "sell", qty, price, fee, "rebalance"))
 
-        # Then buys, all scaled by one common factor when the cash does not cover them.
+        # Then buys: those not worth their fee in full are skipped; the others are all scaled
+        # by one common factor when the cash does not cover them.
         buy_price = [quote[i] * (1 + slip) if delta[i] > 0 else 0.0 for i in range(n)]
         wanted = [delta[i] if delta[i] > 0 else 0.0 for i in range(n)]
+        for i in range(n):
+            if wanted[i] > 0 and _fee(wanted[i] * buy_price[i], cfg) > wanted[i] * buy_price[i]:
+                acc["skipped"][day] += wanted[i] * buy_price[i]
+                wanted[i] = 0.0
         if not any(q > 0 for q in wanted):
             return
         if _buy_cost(wanted, buy_price, cfg) <= self.cash:
@@ -142,30 +173,33 @@ class _Book:
             bought = [k * q for q in wanted]
         else:
             # The largest k in [0, 1) with cost(lots(k * delta)) <= cash, by bisection to the
-            # last float (the cost is non-decreasing in k).
+            # last float (the cost is non-decreasing in k: a buy joins once worth its fee).
             def scaled(k: float) -> list[float]:
                 return [_lots(k * q, lot) if q > 0 else 0.0 for q in wanted]
 
             lo, hi = 0.0, 1.0
-            if _buy_cost(scaled(lo), buy_price, cfg) > self.cash:
-                bought = [0.0] * n
-            else:
-                for _ in range(200):
-                    mid = 0.5 * (lo + hi)
-                    if mid in (lo, hi):
-                        break
-                    if _buy_cost(scaled(mid), buy_price, cfg) <= self.cash:
-                        lo = mid
-                    else:
-                        hi = mid
-                bought = scaled(lo)
+            for _ in range(2000):
+                mid = 0.5 * (lo + hi)
+                if mid in (lo, hi):
+                    break
+                if _buy_cost(scaled(mid), buy_price, cfg) <= self.cash:
+                    lo = mid
+                else:
+                    hi = mid
+            bought = scaled(lo)
+        short = sum(q * p for q, p in zip(wanted, buy_price, strict=True))
         for i in range(n):
             if bought[i] > 0:
                 notional = bought[i] * buy_price[i]
+                short -= notional
                 fee = _fee(notional, cfg)
+                if fee > notional:  # scaled below its fee: not made, short of cash
+                    short += notional
+                    continue
                 self.cash -= notional + fee
                 self.shares[i] += bought[i]
                 self.fills.append((day, i, "buy", bought[i], buy_price[i], fee, "rebalance"))
+        acc["shortfall"][day] += short
 
 
 def reference(
@@ -199,7 +233,13 @@ def reference(
         i = list(bars.indexes["symbol"]).index(symbol)
         delist_day[i] = next((t for t, d in enumerate(dates) if d >= when), n_days)
 
-    book = _Book(n, cfg)
+    def known_volume(t: int) -> list[float]:
+        """The volume of session t - 1 (complete before any fill on t), in shares of t."""
+        if t == 0:
+            return [math.nan] * n
+        return [volume[t - 1, i] * split[t, i] for i in range(n)]
+
+    book = _Book(n, n_days, cfg)
     equity = np.zeros(n_days)
     cash = np.zeros(n_days)
     positions = np.zeros((n_days, n))
@@ -207,10 +247,11 @@ def reference(
     pending: np.ndarray | None = None
 
     for t in range(n_days):
-        # 1. Corporate actions before the open: splits, then dividends on post-split shares.
+        # 1. Corporate actions before the open: splits, then dividends on post-split shares;
+        # the last close in post-split, ex-dividend terms.
         for i in range(n):
             book.shares[i] *= split[t, i]
-            book.last[i] /= split[t, i]
+            book.last[i] = book.last[i] / split[t, i] - dividend[t, i]
         for i in range(n):
             if book.shares[i] != 0 and dividend[t, i] != 0:
                 book.cash += book.shares[i] * dividend[t, i]
@@ -218,7 +259,7 @@ def reference(
         # 2. Yesterday's decision fills at today's open or close.
         if pending is not None:
             quote = opens[t] if cfg.fill == "next_open" else closes[t]
-            book.execute(t, pending, quote, volume[t])
+            book.execute(t, pending, quote, known_volume(t))
             pending = None
 
         # 3. Marks (a halted name keeps its last close), then declared delistings closed at
@@ -238,7 +279,7 @@ def reference(
         row = np.array([np.nan if t >= delist_day[i] else weights[t, i] for i in range(n)])
         if not np.all(np.isnan(row)):
             if cfg.fill == "close":
-                book.execute(t, row, closes[t], volume[t])
+                book.execute(t, row, closes[t], known_volume(t))
             else:
                 pending = row
 
@@ -248,7 +289,14 @@ def reference(
         positions[t] = book.shares
         marks[t] = book.last
 
-    return Reference(equity=equity, cash=cash, positions=positions, marks=marks, fills=book.fills)
+    return Reference(
+        equity=equity,
+        cash=cash,
+        positions=positions,
+        marks=marks,
+        accounts=book.accounts,
+        fills=book.fills,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,8 +312,9 @@ def make_case(
     halt_frac: float = 0.03,
     decision_frac: float = 1 / 3,
 ) -> tuple[xr.Dataset, xr.DataArray]:
-    """Random bars (with halts, one of them across the last sessions, a declared delisting,
-    a split, two dividends) and random weights; the delisting is in ``bars.attrs``."""
+    """Random bars (with halts, one of them across the last sessions, a late listing, a
+    declared delisting, a split, two dividends) and random weights; the delisting is in
+    ``bars.attrs``."""
     rng = np.random.default_rng(seed)
     dates = pd.bdate_range("2024-01-02", periods=n_days, name="date")
     symbols = pd.Index([f"S{i}" for i in range(n_sym)], name="symbol")
@@ -289,17 +338,21 @@ def make_case(
         dividend[d_day, d_sym] = float(rng.uniform(0.1, 1.5))
 
     # Halts: whole bars missing; a few missing opens only, a few missing volumes only.
+    walk = close.copy()
     halted = rng.random((n_days, n_sym)) < halt_frac
     close[halted] = opens[halted] = volume[halted] = np.nan
     opens[rng.random((n_days, n_sym)) < halt_frac / 3] = np.nan
     volume[rng.random((n_days, n_sym)) < halt_frac / 3] = np.nan
 
-    # One symbol's bars end at ``delist_day``, its declared delisting (sold at that close,
-    # or at its last close when a halt covers the day); another's bars end two sessions before
-    # the panel does with no delisting declared (a halt: held and marked at its last close).
+    # One symbol's bars end at ``delist_day``, its declared delisting (sold at that close);
+    # another's bars end two sessions before the panel does with no delisting declared (a
+    # halt: held and marked at its last close).
     delistings = {}
+    d_sym = n_sym
     if delist_day is not None and delist_day < n_days - 1:
         d_sym = int(rng.integers(n_sym))
+        # (a last close even if the session before is halted: a bar never closed is no bar)
+        close[delist_day, d_sym] = walk[delist_day - 1, d_sym] * 1.01
         close[delist_day + 1 :, d_sym] = np.nan
         opens[delist_day + 1 :, d_sym] = np.nan
         volume[delist_day + 1 :, d_sym] = np.nan
@@ -307,6 +360,11 @@ def make_case(
         h_sym = (d_sym + 1) % n_sym
         if h_sym != d_sym and n_days > 4:
             close[-2:, h_sym] = opens[-2:, h_sym] = volume[-2:, h_sym] = np.nan
+
+    # Another symbol is listed late: no bars before a quarter of the panel (its weights there
+    # are orders without a price).
+    late = (d_sym + 2) % n_sym
+    close[: n_days // 4, late] = opens[: n_days // 4, late] = volume[: n_days // 4, late] = np.nan
 
     bars = xr.Dataset(
         {
@@ -366,7 +424,16 @@ def assert_agrees(bars: xr.Dataset, target: xr.DataArray, cfg: BacktestConfig) -
     # iteratively, so the cash left is compared relative to the portfolio, not to itself, and
     # so are the shares that the next buy may get for that dust.
     scale = RTOL * float(np.max(np.abs(ref.equity)))
-    _close(result.daily["cash"].reindex(dates).to_numpy(), ref.cash, "cash", atol=max(ATOL, scale))
+    daily = result.daily.reindex(dates)
+    _close(daily["cash"].to_numpy(), ref.cash, "cash", atol=max(ATOL, scale))
+    # Long only: whatever the fees, the scaling and the skips, cash never goes negative.
+    assert (daily["cash"] >= 0).all(), f"negative cash: {daily['cash'].min()}"
+    # Exposure from the very marks NAV is made of (split- and dividend-adjusted while halted).
+    held = np.where(ref.positions != 0, ref.positions * ref.marks, 0.0)
+    _close(daily["gross_exposure"].to_numpy(), np.abs(held).sum(axis=1) / ref.equity, "gross")
+    _close(daily["net_exposure"].to_numpy(), held.sum(axis=1) / ref.equity, "net exposure")
+    for key in ACCOUNTS:
+        _close(daily[key].to_numpy(), ref.accounts[key], key, atol=max(ATOL, scale))
     positions = result.positions.reindex(index=dates, columns=symbols).to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         dust_shares = np.where(ref.marks > 0, scale / ref.marks, 0.0)
@@ -418,6 +485,15 @@ CONFIGS = {
         "lot_size": 10.0,
         "participation": 0.05,
     },
+    # A minimum fee that small orders do not pay for (they are skipped), on a small account.
+    "minimum": {
+        "commission_bps": 10.0,
+        "slippage_bps": 5.0,
+        "min_commission": 150.0,
+        "lot_size": 1.0,
+        "participation": 0.2,
+        "initial_cash": 20_000.0,
+    },
 }
 
 
@@ -434,17 +510,22 @@ def test_random_case_exercises_the_rules() -> None:
     """The random panels do reach the cases they are meant to cover."""
     bars, target = make_case(0)
     reasons = set()
-    capped = scaled = False
+    capped = scaled = skipped = unpriced = False
     for fill in FILLS:
-        cfg = BacktestConfig(fill=fill, **CONFIGS["lots_cap"])
-        ref = reference(bars, target, cfg, bars.attrs["delistings"])
-        reasons |= {f[6] for f in ref.fills}
-        result = BacktestEngine(cfg).run(bars, target, delistings=bars.attrs["delistings"])
-        capped |= bool((result.daily["unfilled"] > 0).any())
-        scaled |= bool((result.daily["shortfall"] > 0).any())
+        for config in ("lots_cap", "minimum"):
+            cfg = BacktestConfig(fill=fill, **CONFIGS[config])
+            ref = reference(bars, target, cfg, bars.attrs["delistings"])
+            reasons |= {f[6] for f in ref.fills}
+            result = BacktestEngine(cfg).run(bars, target, delistings=bars.attrs["delistings"])
+            capped |= bool((result.daily["unfilled"] > 0).any())
+            scaled |= bool((result.daily["shortfall"] > 0).any())
+            skipped |= bool((result.daily["skipped"] > 0).any())
+            unpriced |= bool((result.daily["unpriced"] > 0).any())
     assert reasons == {"rebalance", "delisting"}
     assert capped
     assert scaled
+    assert skipped
+    assert unpriced
     assert (bars["split_ratio"] != 1).sum() == 1
     assert (bars["dividend"] != 0).sum() >= 1
 
@@ -479,7 +560,7 @@ def test_scaled_lot_buys_take_the_largest_common_factor() -> None:
     assert_agrees(bars, target, cfg)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     fill=st.sampled_from(FILLS),
@@ -488,7 +569,9 @@ def test_scaled_lot_buys_take_the_largest_common_factor() -> None:
     commission_bps=st.sampled_from([0.0, 3.0, 10.0]),
     slippage_bps=st.sampled_from([0.0, 5.0]),
     participation=st.sampled_from([None, 0.02, 0.3]),
-    initial_cash=st.sampled_from([1e4, 1e6]),
+    min_commission=st.sampled_from([0.0, 1.0, 5.0, 100.0]),
+    lot_size=st.sampled_from([None, 1.0, 10.0, 100.0]),
+    initial_cash=st.sampled_from([2e3, 1e4, 1e6]),
 )
 def test_engine_matches_reference_property(
     seed: int,
@@ -498,8 +581,12 @@ def test_engine_matches_reference_property(
     commission_bps: float,
     slippage_bps: float,
     participation: float | None,
+    min_commission: float,
+    lot_size: float | None,
     initial_cash: float,
 ) -> None:
+    """Random panels and settings: the engine agrees with the reference, and its cash is
+    never negative (see :func:`assert_agrees`)."""
     delist_day = n_days // 2 if n_days > 3 else None
     bars, target = make_case(
         seed, n_sym=n_sym, n_days=n_days, delist_day=delist_day, halt_frac=0.08, decision_frac=0.5
@@ -509,6 +596,8 @@ def test_engine_matches_reference_property(
         commission_bps=commission_bps,
         slippage_bps=slippage_bps,
         participation=participation,
+        min_commission=min_commission,
+        lot_size=lot_size,
         initial_cash=initial_cash,
     )
     assert_agrees(bars, target, cfg)

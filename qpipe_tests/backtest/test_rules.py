@@ -3,8 +3,9 @@
 Every case is a few symbols over a few business days with round prices; the expected values
 are worked out by hand in the comments (``dK`` is the K-th session, ``w`` a target weight,
 ``V`` the sizing value, ``q`` shares). Each test asserts the whole state: equity, cash and
-positions every day, every fill row, the daily cost / shortfall / unfilled / dividend
-accounts (zero unless stated) and the risk events.
+positions every day, every fill row, the daily cost / shortfall / unfilled / dividend /
+skipped / unpriced accounts (zero unless stated), the risk events and the warnings (none unless
+stated).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ NAN = np.nan
 RTOL = 1e-12
 ATOL = 1e-9  # only bites where the expected value is 0 (currency units or shares)
 BIG_VOLUME = 1e9
-ACCOUNTS = ("fees", "slippage", "shortfall", "unfilled", "dividends")  # 0 unless given
+# 0 unless given
+ACCOUNTS = ("fees", "slippage", "shortfall", "unfilled", "dividends", "skipped", "unpriced")
 
 Fill = tuple[int, str, str, float, float, float, str]  # day, symbol, side, qty, price, fee, reason
 
@@ -107,10 +109,11 @@ def assert_state(
     fills: list[Fill],
     risk_events: Sequence[tuple[int, str, str, str]] = (),
     breaker: list[str] | None = None,
+    warnings: Sequence[str] = (),
     **daily: list[float],
 ) -> None:
     """The whole state of ``result``. Daily accounts not given must be 0 every day; ``costs``
-    defaults to the expected fees + slippage."""
+    defaults to the expected fees + slippage; ``gross_exposure`` is checked when given."""
     n = len(equity)
     days = dates(n)
     pd.testing.assert_index_equal(result.equity.index, days, check_names=False)
@@ -125,6 +128,8 @@ def assert_state(
     expected["costs"] = np.asarray(
         daily.pop("costs", expected["fees"] + expected["slippage"]), float
     )
+    if "gross_exposure" in daily:
+        expected["gross_exposure"] = np.asarray(daily.pop("gross_exposure"), float)
     assert not daily, f"unknown daily accounts {sorted(daily)}"
     for key, values in expected.items():
         close(result.daily[key], values)
@@ -147,6 +152,7 @@ def assert_state(
         assert "breaker" not in result.daily.columns
     else:
         assert list(result.daily["breaker"]) == breaker
+    assert result.warnings == list(warnings)
 
 
 # --------------------------------------------------------------------------- 1. fill modes
@@ -366,6 +372,56 @@ def test_commission_is_paid_from_cash_with_a_minimum_per_order() -> None:
     assert result.metrics["total_costs"] == pytest.approx(23.0, rel=RTOL)
 
 
+def test_sell_worth_less_than_its_minimum_fee_is_skipped_and_cash_stays_positive() -> None:
+    # min 5 per order, no rate, cash 105. d0 w = 1 -> d1 open 10, V = 105: 10.5 shares cost
+    #   105 + 5 = 110 > 105 -> scaled: 105 k + 5 <= 105, k = 100 / 105: 10 shares (100, fee
+    #   5), cash 0, shortfall 105 - 100 = 5.
+    # d1 close 10: 100. d1 w = 0.95.
+    # d2 open 9.9: V = 99, target 0.95 x 99 / 9.9 = 9.5 -> sell 0.5 @ 9.9 = 4.95 < fee 5:
+    #   skipped (4.95), 10 shares kept, cash 0 (paying the fee would leave -0.05).
+    # d2 close 9.9: 99. d3 close 10: 100.
+    # Skipped 4.95 of 104.95 ordered: 5% > 1%, a warning.
+    bars = make_bars({"A": [10.0, 10.0, 9.9, 9.9]}, {"A": [10.0, 10.0, 9.9, 10.0]})
+    result, symbols = run(bars, {0: [1.0], 1: [0.95]}, min_commission=5.0, initial_cash=105.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[105.0, 100.0, 99.0, 100.0],
+        cash=[105.0, 0.0, 0.0, 0.0],
+        positions=[[0.0], [10.0], [10.0], [10.0]],
+        fills=[(1, "A", "buy", 10.0, 10.0, 5.0, "rebalance")],
+        fees=[0.0, 5.0, 0.0, 0.0],
+        shortfall=[0.0, 5.0, 0.0, 0.0],
+        skipped=[0.0, 0.0, 4.95, 0.0],
+        warnings=[
+            "trades worth 4.95 (5% of the notional ordered) were skipped, each one's fee above "
+            "its value (see backtest.min_commission)"
+        ],
+    )
+    assert (result.daily["cash"] >= 0).all()
+
+
+def test_buy_worth_less_than_its_minimum_fee_is_skipped() -> None:
+    # min 5 per order, cash 1000, fill at the close. d0 w = [0.5, 0.004] at A 10, B 20:
+    #   A 500 / 10 = 50 shares (500, fee 5); B 4 / 20 = 0.2 shares, notional 4 < fee 5:
+    #   skipped (4). cash 1000 - 505 = 495; equity 495 + 500 = 995.
+    # d1 close A 11: 495 + 550 = 1045. Skipped 4 of 504 ordered: under 1%, no warning.
+    bars = make_bars({"A": [10.0, 11.0], "B": [20.0, 20.0]}, {"A": [10.0, 11.0], "B": [20.0, 20.0]})
+    result, symbols = run(
+        bars, {0: [0.5, 0.004]}, fill="close", min_commission=5.0, initial_cash=1000.0
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[995.0, 1045.0],
+        cash=[495.0, 495.0],
+        positions=[[50.0, 0.0], [50.0, 0.0]],
+        fills=[(0, "A", "buy", 50.0, 10.0, 5.0, "rebalance")],
+        fees=[5.0, 0.0],
+        skipped=[4.0, 0.0],
+    )
+
+
 # --------------------------------------------------------------------------- 7. slippage
 
 
@@ -430,6 +486,77 @@ def test_participation_cap_fills_part_of_a_large_order() -> None:
     )
 
 
+def test_participation_cap_is_on_the_decision_sessions_volume_for_next_open() -> None:
+    # participation 10%, cash 2000, volume A 500 / B NaN on d0 (the decision session), 5000
+    # on d1 (the fill session, not known at the decision).
+    # d0 w = [0.5, 0.5] -> d1 open A 10, B 20, V = 2000:
+    #   A wants 100, cap 0.1 x 500 = 50 -> buys 50 (500), unfilled 50 x 10 = 500;
+    #   B wants 50, no volume on d0: no room -> no trade, unfilled 50 x 20 = 1000. cash 1500.
+    # d1, d2 close A 10, B 20: 1500 + 500 = 2000.
+    bars = make_bars(
+        {"A": [10.0] * 3, "B": [20.0] * 3},
+        {"A": [10.0] * 3, "B": [20.0] * 3},
+        volume={"A": [500.0, 5000.0, 5000.0], "B": [NAN, 5000.0, 5000.0]},
+    )
+    result, symbols = run(bars, {0: [0.5, 0.5]}, participation=0.1, initial_cash=2000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0, 2000.0, 2000.0],
+        cash=[2000.0, 1500.0, 1500.0],
+        positions=[[0.0, 0.0], [50.0, 0.0], [50.0, 0.0]],
+        fills=[(1, "A", "buy", 50.0, 10.0, 0.0, "rebalance")],
+        unfilled=[0.0, 1500.0, 0.0],
+    )
+
+
+def test_participation_cap_of_a_close_fill_is_on_the_previous_sessions_volume() -> None:
+    # fill at the close (a market-on-close order: its session's volume is not known yet),
+    # participation 10%, cash 2000, A at 10, volume 600 on d0, 5000 on d1 and d2.
+    # d0 w = 1: no session before d0, no room -> no trade; unfilled 200 x 10 = 2000.
+    # d1 w = 1: V = 2000, wants 200, cap 0.1 x 600 (d0) = 60 -> buys 60 (600), cash 1400;
+    #   unfilled 140 x 10 = 1400. d1, d2: 1400 + 600 = 2000.
+    bars = make_bars({"A": [10.0] * 3}, {"A": [10.0] * 3}, volume={"A": [600.0, 5000.0, 5000.0]})
+    result, symbols = run(
+        bars, {0: [1.0], 1: [1.0]}, fill="close", participation=0.1, initial_cash=2000.0
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0, 2000.0, 2000.0],
+        cash=[2000.0, 1400.0, 1400.0],
+        positions=[[0.0], [60.0], [60.0]],
+        fills=[(1, "A", "buy", 60.0, 10.0, 0.0, "rebalance")],
+        unfilled=[2000.0, 1400.0, 0.0],
+    )
+
+
+def test_participation_cap_volume_is_split_adjusted_on_an_ex_date() -> None:
+    # next_close, participation 10%, cash 4000. d1 w = 1 (close 20, volume 400 pre-split).
+    # d2 is a 2-for-1 ex-date: the d1 volume is 400 x 2 = 800 post-split shares; the fill at
+    #   the d2 close 10: V = 4000, wants 400, cap 0.1 x 800 = 80 -> buys 80 (800), cash 3200;
+    #   unfilled 320 x 10 = 3200. (The d2 volume, 3000, is not known before the fill.)
+    # d2, d3 close 10: 3200 + 800 = 4000.
+    bars = make_bars(
+        {"A": [20.0, 20.0, 10.0, 10.0]},
+        {"A": [20.0, 20.0, 10.0, 10.0]},
+        volume={"A": [1000.0, 400.0, 3000.0, 3000.0]},
+        split_ratio={"A": [1.0, 1.0, 2.0, 1.0]},
+    )
+    result, symbols = run(
+        bars, {1: [1.0]}, fill="next_close", participation=0.1, initial_cash=4000.0
+    )
+    assert_state(
+        result,
+        symbols,
+        equity=[4000.0] * 4,
+        cash=[4000.0, 4000.0, 3200.0, 3200.0],
+        positions=[[0.0], [0.0], [80.0], [80.0]],
+        fills=[(2, "A", "buy", 80.0, 10.0, 0.0, "rebalance")],
+        unfilled=[0.0, 0.0, 3200.0, 0.0],
+    )
+
+
 # --------------------------------------------------------------------------- 9. halt
 
 
@@ -437,9 +564,11 @@ def test_halted_symbol_does_not_trade_and_carries_at_its_last_close() -> None:
     # cash 1000. d0 w = [0.5, 0.5] -> d1 open A 10, B 25: qA = 50, qB = 20, cash 0.
     # d1 close A 12, B 25: 600 + 500 = 1100. d1 w = [0, 0.25].
     # d2: A halted (open and close NaN). V = 50 x 12 (last close) + 20 x 30 = 1200;
-    #   A: no trade, keeps 50; B target 0.25 x 1200 / 30 = 10 -> sell 10 @ 30, cash 300.
+    #   A: no trade, keeps 50 (an order without a price: unpriced 1); B target
+    #   0.25 x 1200 / 30 = 10 -> sell 10 @ 30, cash 300.
     # d2 close A NaN (marked 12), B 30: 300 + 600 + 300 = 1200.
     # d3 A trades again (its exit is not queued): close A 14, B 30: 300 + 700 + 300 = 1300.
+    # One order of four found no price: 25% > 5%, a warning.
     bars = make_bars(
         {"A": [10.0, 10.0, NAN, 14.0], "B": [25.0, 25.0, 30.0, 30.0]},
         {"A": [10.0, 12.0, NAN, 14.0], "B": [25.0, 25.0, 30.0, 30.0]},
@@ -456,6 +585,8 @@ def test_halted_symbol_does_not_trade_and_carries_at_its_last_close() -> None:
             (1, "B", "buy", 20.0, 25.0, 0.0, "rebalance"),
             (2, "B", "sell", 10.0, 30.0, 0.0, "rebalance"),
         ],
+        unpriced=[0.0, 0.0, 1.0, 0.0],
+        warnings=["25% of orders (1 of 4) found no next_open price (halted or unlisted names?)"],
     )
 
 
@@ -524,6 +655,8 @@ def test_halt_across_the_last_session_is_held_and_marked_at_its_last_close() -> 
             (1, "B", "buy", 20.0, 20.0, 0.4, "rebalance"),
         ],
         fees=[0.0, 0.8, 0.0, 0.0, 0.0],
+        unpriced=[0.0, 0.0, 0.0, 0.0, 1.0],  # A's exit found no open on d4
+        warnings=["33% of orders (1 of 3) found no next_open price (halted or unlisted names?)"],
     )
     close(result.daily["gross_exposure"].iloc[-1], 1000.0 / 1199.2)
 
@@ -679,6 +812,52 @@ def test_split_and_dividend_on_the_same_ex_date_pay_per_post_split_share() -> No
         positions=[[100.0], [200.0], [200.0]],
         fills=[(0, "A", "buy", 100.0, 20.0, 0.0, "rebalance")],
         dividends=[0.0, 50.0, 0.0],
+    )
+
+
+def test_split_on_a_halted_ex_date_marks_and_exposes_in_post_split_terms() -> None:
+    # cash 2000, fill at the close. d0 w = 1 at 20: q = 100, cash 0; exposure 1.
+    # d2 is a 2-for-1 ex-date without a bar: q = 200, marked 20 / 2 = 10: NAV 2000 and gross
+    #   exposure 200 x 10 / 2000 = 1 (not 200 x 20 / 2000 = 2 from the raw last close).
+    # d3 close 10.5: 2100, exposure 1.
+    bars = make_bars(
+        {"A": [20.0, 20.0, NAN, 10.5]},
+        {"A": [20.0, 20.0, NAN, 10.5]},
+        split_ratio={"A": [1.0, 1.0, 2.0, 1.0]},
+    )
+    result, symbols = run(bars, {0: [1.0]}, fill="close", initial_cash=2000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0, 2000.0, 2000.0, 2100.0],
+        cash=[0.0] * 4,
+        positions=[[100.0], [100.0], [200.0], [200.0]],
+        fills=[(0, "A", "buy", 100.0, 20.0, 0.0, "rebalance")],
+        gross_exposure=[1.0, 1.0, 1.0, 1.0],
+    )
+    close(result.daily["net_exposure"], [1.0] * 4)
+
+
+def test_dividend_on_a_halted_ex_date_marks_the_last_close_ex_dividend() -> None:
+    # cash 2000, fill at the close. d0 w = 1 at 20: q = 100, cash 0.
+    # d2 ex-date of a 0.5 dividend without a bar: cash 50, mark 20 - 0.5 = 19.5:
+    #   NAV 50 + 1950 = 2000 (the dividend is not counted twice); exposure 1950 / 2000.
+    # d3 close 19.5: 2000.
+    bars = make_bars(
+        {"A": [20.0, 20.0, NAN, 19.5]},
+        {"A": [20.0, 20.0, NAN, 19.5]},
+        dividend={"A": [0.0, 0.0, 0.5, 0.0]},
+    )
+    result, symbols = run(bars, {0: [1.0]}, fill="close", initial_cash=2000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[2000.0] * 4,
+        cash=[0.0, 0.0, 50.0, 50.0],
+        positions=[[100.0]] * 4,
+        fills=[(0, "A", "buy", 100.0, 20.0, 0.0, "rebalance")],
+        dividends=[0.0, 0.0, 50.0, 0.0],
+        gross_exposure=[1.0, 1.0, 0.975, 0.975],
     )
 
 
@@ -1048,3 +1227,63 @@ def test_total_return_and_max_drawdown_on_a_hand_equity_curve() -> None:
     close(result.metrics["total_return"], 0.2)
     close(result.metrics["max_drawdown"], 0.25)
     assert result.metrics["max_drawdown_duration"] == 1.0  # d2 and d4, one session each
+
+
+# --------------------------------------------------------------------------- 17. warnings
+
+
+def test_close_only_bars_never_fill_next_open_and_say_so() -> None:
+    # No opens: every next_open order finds no price. d0 and d2 decide [0.5, 0.5]: two
+    # orders unpriced on d1, two on d3; nothing trades, cash stays 1000.
+    closes = {"A": [10.0] * 4, "B": [20.0] * 4}
+    bars = make_bars({"A": [NAN] * 4, "B": [NAN] * 4}, closes)
+    rows = {0: [0.5, 0.5], 2: [0.5, 0.5]}
+    result, symbols = run(bars, rows, initial_cash=1000.0)
+    assert_state(
+        result,
+        symbols,
+        equity=[1000.0] * 4,
+        cash=[1000.0] * 4,
+        positions=[[0.0, 0.0]] * 4,
+        fills=[],
+        unpriced=[0.0, 2.0, 0.0, 2.0],
+        gross_exposure=[0.0] * 4,
+        warnings=[
+            "no fills: 4 orders found no next_open price (the data has no opens? use "
+            "backtest.fill: next_close or close)"
+        ],
+    )
+    # The same bars fill at the next close: d1 A 50, B 25; no warning.
+    result, symbols = run(bars, rows, fill="next_close", initial_cash=1000.0)
+    assert len(result.fills) == 2 and result.warnings == []
+
+
+def test_a_backtest_that_never_trades_says_why() -> None:
+    bars = make_bars({"A": [10.0] * 3}, {"A": [10.0] * 3})
+    flat, _ = run(bars, {0: [0.0]}, initial_cash=1000.0)
+    assert flat.warnings == ["no fills: the strategy never asked for a trade"]
+    # min 200 per order on 100 of cash: the 100 buy is not worth its fee.
+    costly, _ = run(bars, {0: [1.0]}, min_commission=200.0, initial_cash=100.0)
+    close(costly.daily["skipped"], [0.0, 100.0, 0.0])
+    assert costly.warnings == [
+        "no fills: trades worth 100.00 were skipped, each one's fee above its value "
+        "(backtest.min_commission too high for the capital?)"
+    ]
+    # Participation 10% at the close: no session before d0, and only 5 shares of volume on
+    # d0 and d1 for 100 wanted: each order is capped to 0.5 shares, worth 5, under its fee.
+    capped, _ = run(
+        make_bars({"A": [10.0] * 3}, {"A": [10.0] * 3}, volume={"A": [5.0] * 3}),
+        {0: [1.0], 1: [1.0], 2: [1.0]},
+        fill="close",
+        participation=0.1,
+        min_commission=10.0,
+        initial_cash=1000.0,
+    )
+    close(capped.daily["unfilled"], [1000.0, 995.0, 995.0])
+    close(capped.daily["skipped"], [0.0, 5.0, 5.0])
+    assert capped.warnings == [
+        "no fills: trades worth 10.00 were skipped, each one's fee above its value "
+        "(backtest.min_commission too high for the capital?); orders worth 2,990.00 were over "
+        "the participation cap (backtest.participation; no volume in the session before the "
+        "fill?)"
+    ]

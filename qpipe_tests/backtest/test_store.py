@@ -52,10 +52,39 @@ def test_saved_result_reads_back(tmp_path):
     pd.testing.assert_frame_equal(back.daily, result.daily, check_freq=False)
     assert back.metrics == pytest.approx(result.metrics, nan_ok=True)
     assert list(back.risk_events["reason"]) == list(result.risk_events["reason"])
+    assert back.warnings == result.warnings == []
     con = connect(tmp_path)
     rows = con.execute("select count(*) from backtest_risk_events").fetchone()[0]
     con.close()
     assert rows == len(result.risk_events)
+
+
+def test_warnings_are_saved_read_back_and_queryable(tmp_path):
+    # Close-only bars: every next_open order finds no price, the backtest never trades.
+    dates = pd.bdate_range("2024-01-02", periods=5, name="date")
+    dims = ("date", "symbol")
+    bars = xr.Dataset(
+        {
+            "open": (dims, np.full((5, 2), np.nan)),
+            "close": (dims, np.full((5, 2), 10.0)),
+            "volume": (dims, np.full((5, 2), 1e6)),
+        },
+        coords={"date": dates, "symbol": ["A", "B"]},
+    )
+    weights = xr.DataArray(np.full((5, 2), 0.5), coords=bars.coords, dims=dims)
+    result = BacktestEngine().run(bars, weights)
+    assert result.warnings == [
+        "no fills: 8 orders found no next_open price (the data has no opens? use "
+        "backtest.fill: next_close or close)"
+    ]
+    save_result(tmp_path, "s", result)
+    back, _ = load_result(tmp_path, "s")
+    assert back.warnings == result.warnings
+    pd.testing.assert_frame_equal(back.daily, result.daily, check_freq=False)
+    con = connect(tmp_path)
+    rows = con.execute("select strategy, warning from backtest_warnings").fetchall()
+    con.close()
+    assert rows == [("s", result.warnings[0])]
 
 
 def test_missing_backtest_names_the_command(tmp_path):

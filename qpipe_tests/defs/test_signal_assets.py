@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DagsterInstance
+import yaml
+from dagster import AssetKey, DagsterInstance
 
 from qpipe.defs.build import build_definitions
 from qpipe.defs.market.schedules import partition_range_tags
@@ -172,3 +173,40 @@ def test_backtest_assets_save_results_and_metrics(signal_project):
     n = con.execute("select count(distinct strategy) from backtest_metrics").fetchone()[0]
     assert n == 2
     con.close()
+    for name in ("value_mix", "rotate"):
+        saved = list(load_output(project.lake.root, name, "warnings")["warning"])
+        assert metadata[f"backtest_{name}"]["warnings"].value == ("\n".join(saved) or "none")
+
+
+def test_backtest_asset_logs_and_records_its_warnings(signal_project, tmp_path):
+    import logging
+
+    from qpipe.backtest.store import load_result
+
+    project, cfg = signal_project
+    with DagsterInstance.ephemeral() as instance:
+        assert run(project, cfg, "sync_market_data", "2024-01-02", "2024-03-28", instance).success
+        assert run(project, cfg, "compute_factors", "2024-01-02", "2024-03-28", instance).success
+        assert run(project, cfg, "compute_signals", "2024-02-01", "2024-03-28", instance).success
+        # The same lake backtested with a minimum fee above the capital: nothing trades.
+        raw = yaml.safe_load(Path(cfg).read_text())
+        costly = write_config(
+            tmp_path / "costly.yaml", {**raw, "backtest": {"min_commission": 2e6}}
+        )
+        costly_project = Project.load(costly, project.root)
+        defs = build_definitions(costly_project, str(costly))
+        job = defs.resolve_job_def("run_backtests")
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[AssetKey("backtest_value_mix")]
+        )
+        assert result.success
+        [event] = result.get_asset_materialization_events()
+        logged = [
+            e.user_message
+            for e in instance.all_logs(result.run_id)
+            if e.level == logging.WARNING and "value_mix:" in e.user_message
+        ]
+    saved, _ = load_result(project.lake.root, "value_mix")
+    assert saved.warnings and saved.warnings[0].startswith("no fills: trades worth ")
+    assert event.materialization.metadata["warnings"].value == "\n".join(saved.warnings)
+    assert logged == [f"value_mix: {w}" for w in saved.warnings]

@@ -1,7 +1,8 @@
 """``backtest_<strategy>``: the strategy's whole-history backtest from its signals and the
-bars, saved under ``lake/backtests/<strategy>/`` with the headline metrics as metadata, and
-its ``point_in_time`` check (the backtest over the lake cut :data:`CHECK_SESSIONS` sessions
-before its end equals it on every date up to the cut); ``report_<strategy>``: its tear sheet,
+bars, saved under ``lake/backtests/<strategy>/`` with the headline metrics and its warnings as
+metadata (the warnings logged too), and its ``point_in_time`` check (the backtest over the lake
+cut :data:`CHECK_SESSIONS` sessions before its end equals it on every date up to the cut);
+``report_<strategy>``: its tear sheet,
 ``<data>/reports/<strategy>.html``, from the saved backtest."""
 
 from pathlib import Path
@@ -92,6 +93,8 @@ def _backtests(strategies: dict[str, BaseStrategy]) -> AssetsDefinition:
         for name, result, path in runs:
             metrics = {k: float(result.metrics[k]) for k in HEADLINE}
             context.log.info(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+            for warning in result.warnings:
+                context.log.warning(f"{name}: {warning}")
             yield MaterializeResult(
                 asset_key=f"backtest_{name}",
                 metadata={
@@ -100,6 +103,7 @@ def _backtests(strategies: dict[str, BaseStrategy]) -> AssetsDefinition:
                     "first_session": str(result.equity.index[0].date()),
                     "last_session": str(result.equity.index[-1].date()),
                     "fills": len(result.fills),
+                    "warnings": MetadataValue.text("\n".join(result.warnings) or "none"),
                     "benchmark": settings.benchmark,
                     "path": MetadataValue.path(str(path)),
                 },
