@@ -18,6 +18,8 @@ from qpipe.backtest.result import BacktestResult
 from qpipe.data.lake import write_frame
 
 OUTPUTS = ("daily", "positions", "fills", "metrics", "risk_events", "warnings")
+REQUIRED = ("daily", "positions", "fills", "metrics", "risk_events")
+"""The outputs every saved backtest has (results saved by earlier versions have no warnings)."""
 
 
 def backtest_dir(lake_root: Path | str, strategy: str) -> Path:
@@ -78,6 +80,8 @@ def load_output(lake_root: Path | str, strategy: str, output: str) -> pd.DataFra
         raise ValueError(f"unknown backtest output {output!r}; one of {', '.join(OUTPUTS)}")
     path = backtest_dir(lake_root, strategy) / f"{output}.parquet"
     if not path.exists():
+        if output not in REQUIRED and (path.parent / "daily.parquet").exists():
+            return pd.DataFrame({"warning": pd.Series([], dtype="string")})
         raise FileNotFoundError(f"no backtest of {strategy!r} yet: run `qpipe backtest`")
     return pd.read_parquet(path)
 

@@ -13,7 +13,7 @@ import streamlit as st
 from qpipe.analytics.factor_store import TABLES, report_dir
 from qpipe.backtest.result import BacktestResult
 from qpipe.backtest.runner import lake_market
-from qpipe.backtest.store import OUTPUTS, backtest_dir, load_result
+from qpipe.backtest.store import REQUIRED, backtest_dir, load_result
 from qpipe.backtest.variants import VariantBase, prepare
 from qpipe.project import Project
 from qpipe.settings import data_dir
@@ -44,7 +44,7 @@ def saved_strategies(root: Path) -> list[str]:
     return sorted(
         d.name
         for d in folder.iterdir()
-        if d.is_dir() and all((d / f"{o}.parquet").exists() for o in OUTPUTS)
+        if d.is_dir() and all((d / f"{o}.parquet").exists() for o in REQUIRED)
     )
 
 

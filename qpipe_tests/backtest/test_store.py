@@ -92,3 +92,23 @@ def test_missing_backtest_names_the_command(tmp_path):
         load_result(tmp_path, "nope")
     with pytest.raises(ValueError, match="unknown backtest output"):
         load_output(tmp_path, "nope", "trades")
+
+
+def test_a_result_saved_without_warnings_reads_back_with_none(tmp_path):
+    # Results saved before backtests kept warnings have no warnings file: they still load.
+    dates = pd.bdate_range("2024-01-02", periods=3, name="date")
+    dims = ("date", "symbol")
+    price = np.full((3, 1), 10.0)
+    bars = xr.Dataset(
+        {"open": (dims, price), "close": (dims, price), "volume": (dims, price * 1e6)},
+        coords={"date": dates, "symbol": ["A"]},
+    )
+    weights = xr.DataArray([[1.0], [np.nan], [np.nan]], coords=bars.coords, dims=dims)
+    result = BacktestEngine().run(bars, weights)
+    folder = save_result(tmp_path, "s", result)
+    (folder / "warnings.parquet").unlink()
+    back, _ = load_result(tmp_path, "s")
+    assert back.warnings == []
+    pd.testing.assert_series_equal(back.equity, result.equity, check_freq=False)
+    with pytest.raises(FileNotFoundError, match="no backtest of 'other'"):
+        load_result(tmp_path, "other")
