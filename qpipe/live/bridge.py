@@ -38,16 +38,23 @@ class LiveDataBridge:
         self.broker = broker
         self.filled: list[dt.date] = []
         """Sessions of the last :meth:`market` whose bars came from the broker."""
+        library = library_for(project.settings.factors)
+        self.lookback = max(
+            [self.strategy.lookback, *(library[f].lookback for f in self.strategy.factors)]
+        )
+        """Sessions of bars before a session that its signals read: the strategy's own
+        look-back and each of its factors' (what the signals assets read incrementally)."""
 
     def market(self, session: dt.date, snapshot: pd.Series | None = None) -> MarketData:
-        """The bars the strategy reads for ``session``: its look-back from the lake and the
-        session's own bar (the lake's, else ``snapshot`` as a bar of one price)."""
+        """The bars the strategy reads for ``session``: :attr:`lookback` sessions from the lake
+        and the session's own bar (the lake's, else ``snapshot`` as a bar of one price)."""
         cal, lake = self.project.calendar, self.project.lake
         before = cal.sessions_index(None, session)
         before = before[before < pd.Timestamp(session)]
-        first = before[-self.strategy.lookback] if len(before) >= self.strategy.lookback else None
+        window = before[max(len(before) - self.lookback, 0) :] if self.lookback else before[:0]
+        first = window[0] if len(window) else pd.Timestamp(session)
         bars = lake.read("bars", first, session)
-        bars = self._fill_gaps(bars, before[-self.strategy.lookback :], session)
+        bars = self._fill_gaps(bars, window, session)
         if not (bars["date"] == pd.Timestamp(session)).any():
             if snapshot is None:
                 raise ValueError(f"no bars of {session} in the lake and no snapshot given")
