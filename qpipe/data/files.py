@@ -389,15 +389,8 @@ class FilesSource(DataSource):
         )
         checker.check_duplicates(rows, "action")
 
-        known, named = set(bars["symbol"]), set(rows["symbol"])
-        unknown = sorted(named - known)
-        if unknown:
-            warnings.warn(
-                f"{checker.path}: no bars for {_named(unknown)}; their actions are ignored",
-                UserWarning,
-                stacklevel=5,
-            )
-        rows = rows.loc[rows["symbol"].isin(known)]
+        named = set(rows["symbol"])
+        rows = _known_rows(rows, set(bars["symbol"]), checker.path, "actions", stacklevel=6)
         rows["_row"] = rows.index
         previous = pd.merge_asof(
             rows.sort_values("date"),
@@ -524,14 +517,7 @@ class FilesSource(DataSource):
                 f"{checker.where(rows.index[(rows['symbol'] == rows.at[i, 'symbol'])][0])})"
             ),
         )
-        unknown = sorted(set(rows["symbol"]) - known)
-        if unknown:
-            warnings.warn(
-                f"{checker.path}: no bars for {_named(unknown)}; their rows are ignored",
-                UserWarning,
-                stacklevel=6,
-            )
-        rows = rows.loc[rows["symbol"].isin(known)]
+        rows = _known_rows(rows, known, checker.path, "rows", stacklevel=7)
         where = {s: f"{checker.path}, {checker.where(i)}" for i, s in rows["symbol"].items()}
         return rows.set_index("symbol"), where
 
@@ -909,3 +895,18 @@ def _parse_one(value: Any, date_format: str | None) -> pd.Timestamp:
     except (ValueError, TypeError):
         return pd.NaT
     return ts.tz_localize(None) if ts.tzinfo is not None else ts
+
+
+def _known_rows(
+    rows: pd.DataFrame, known: set[str], path: Path, what: str, stacklevel: int
+) -> pd.DataFrame:
+    """``rows`` of the symbols in ``known``, with a warning naming ``path`` and the others
+    (``stacklevel`` points it at the caller of the source)."""
+    unknown = sorted(set(rows["symbol"]) - known)
+    if unknown:
+        warnings.warn(
+            f"{path}: no bars for {_named(unknown)}; their {what} are ignored",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return rows.loc[rows["symbol"].isin(known)]
