@@ -157,8 +157,9 @@ def test_demo_ends_with_headline_metrics_and_tear_sheets(isolated_env, tmp_path,
     monkeypatch.setattr(sync_module, "default_end", lambda project, now=None: dt.date(2024, 3, 28))
     strategies = {
         "rot": {"kind": "rotation", "params": {"symbols": ["EMKT", "ETECH"], "lookback": 10,
-                                               "top_k": 1}},
+                                               "top_k": 1, "min_return": -0.5}},
     }  # fmt: skip
+    # (min_return -0.5: a falling market still trades, so the demo's numbers come from fills)
     cfg = write_config(
         tmp_path / "d.yaml",
         {**SMALL_CONFIG, "factors": {"names": ["reversal_1m"]}, "strategies": strategies},
@@ -171,6 +172,7 @@ def test_demo_ends_with_headline_metrics_and_tear_sheets(isolated_env, tmp_path,
     sheet = isolated_env / "reports" / "rot.html"
     assert f"rot: {sheet}" in tail
     assert "qpipe backtest: rot" in sheet.read_text()
+    assert "no fills" not in result.output
 
 
 def test_backtests_that_never_trade_say_so_on_every_path(isolated_env, tmp_path, monkeypatch):
