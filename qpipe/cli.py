@@ -478,7 +478,7 @@ def report(ctx: click.Context, strategy: str | None, out: Path | None, log_scale
     """Write a tear sheet per strategy from its saved backtest: one self-contained HTML file
     (Plotly, works offline) with equity against the benchmark, drawdown, monthly returns,
     rolling Sharpe, exposure and turnover, the metrics and the largest trades."""
-    from qpipe.analytics.report import write_report
+    from qpipe.analytics.report import report_path, write_report
     from qpipe.backtest.store import load_result
 
     project = _project(ctx)
@@ -492,7 +492,7 @@ def report(ctx: click.Context, strategy: str | None, out: Path | None, log_scale
         if out is not None and (strategy is not None or out.suffix == ".html"):
             path = out
         else:
-            path = (out or project.root / "reports") / f"{name}.html"
+            path = out / f"{name}.html" if out is not None else report_path(project.root, name)
         written = write_report(path, name, result, bench, log=log_scale)
         click.echo(f"{name}: {written}")
 
@@ -570,8 +570,9 @@ def demo(ctx: click.Context) -> None:
         chosen = _run_backtests(ctx, None, False, reports=True)
     import pandas as pd
 
+    from qpipe.analytics.report import report_path
+    from qpipe.backtest.metrics import HEADLINE
     from qpipe.data.query import connect
-    from qpipe.defs.backtests.assets import HEADLINE, report_path
 
     project = _project(ctx)
     con = connect(project.lake.root)
@@ -617,7 +618,7 @@ def demo(ctx: click.Context) -> None:
         _print_warnings(project, chosen)
         click.echo("\nTear sheets:")
         for name in chosen:
-            click.echo(f"  {name}: {report_path(project, name)}")
+            click.echo(f"  {name}: {report_path(project.root, name)}")
 
 
 @cli.command()

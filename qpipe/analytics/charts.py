@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from qpipe.analytics.metrics import daily_returns, drawdown, monthly_returns
+from qpipe.backtest.metrics import daily_returns, drawdown, monthly_returns
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

@@ -19,6 +19,14 @@ from qpipe.backtest.result import BacktestResult
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
 LARGEST_TRADES = 20
+REPORTS = "reports"
+"""The folder of the data directory that holds the tear sheets."""
+
+
+def report_path(root: Path, strategy: str) -> Path:
+    """Where the tear sheet of ``strategy`` goes by default: ``<root>/reports/<strategy>.html``
+    (``root``: the data directory)."""
+    return root / REPORTS / f"{strategy}.html"
 
 
 def _table(frame: pd.DataFrame) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from qpipe.analytics.metrics import performance_metrics
+from qpipe.backtest.metrics import performance_metrics
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
 FILL_COLUMNS = ["date", "symbol", "side", "quantity", "price", "fee", "reason"]
@@ -36,7 +36,7 @@ class BacktestResult:
       non-zero targets or held names, that found no fill price), and the circuit breaker's
       mode when there is one.
     - ``risk_events``: date, symbol, rule, reason of every stop and breaker transition.
-    - ``metrics``: see :func:`qpipe.analytics.metrics.performance_metrics` (annualised with
+    - ``metrics``: see :func:`qpipe.backtest.metrics.performance_metrics` (annualised with
       the engine's ``periods_per_year``).
     - ``warnings``: what makes the numbers doubtful, for a person: no fills at all (and why,
       when orders found no price), more than :data:`UNPRICED_WARNING` of the orders without

@@ -5,8 +5,6 @@ cut :data:`CHECK_SESSIONS` sessions before its end equals it on every date up to
 ``report_<strategy>``: its tear sheet,
 ``<data>/reports/<strategy>.html``, from the saved backtest."""
 
-from pathlib import Path
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -21,8 +19,9 @@ from dagster import (
     multi_asset,
 )
 
-from qpipe.analytics.report import write_report
+from qpipe.analytics.report import report_path, write_report
 from qpipe.backtest.lookahead import lookahead_difference
+from qpipe.backtest.metrics import HEADLINE
 from qpipe.backtest.result import BacktestResult
 from qpipe.backtest.runner import backtest_lake, lake_market
 from qpipe.backtest.store import load_result
@@ -32,7 +31,6 @@ from qpipe.project import Project
 from qpipe.strategies.base import BaseStrategy
 from qpipe.strategies.signals import signals_table
 
-HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "max_drawdown", "calmar")
 CHECK_SESSIONS = 21
 """The ``point_in_time`` check cuts the lake this many sessions before the backtest's end."""
 POINT_IN_TIME = "point_in_time"
@@ -44,11 +42,6 @@ def build_backtest_assets(project: Project) -> list[AssetsDefinition]:
     if not project.strategies:
         return []
     return [_backtests(project.strategies), *(_report_asset(n) for n in project.strategies)]
-
-
-def report_path(project: Project, strategy: str) -> Path:
-    """Where the ``report_<strategy>`` asset writes the tear sheet."""
-    return project.root / "reports" / f"{strategy}.html"
 
 
 def _backtests(strategies: dict[str, BaseStrategy]) -> AssetsDefinition:
@@ -151,7 +144,7 @@ def _report_asset(name: str) -> AssetsDefinition:
     def report(context: AssetExecutionContext, qpipe: ProjectResource) -> MaterializeResult:
         proj = qpipe.get()
         result, bench = load_result(proj.lake.root, name)
-        path = write_report(report_path(proj, name), name, result, bench)
+        path = write_report(report_path(proj.root, name), name, result, bench)
         context.log.info(f"{name}: tear sheet {path}")
         return MaterializeResult(
             metadata={

@@ -15,9 +15,9 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qpipe.analytics.metrics import performance_metrics
 from qpipe.backtest.config import BacktestConfig
 from qpipe.backtest.engine import BacktestEngine
+from qpipe.backtest.metrics import performance_metrics
 from qpipe.backtest.runner import EQUAL_WEIGHT, benchmark_series
 
 TOL = {"rel": 1e-9, "abs": 1e-12}

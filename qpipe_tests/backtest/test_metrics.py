@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from qpipe.analytics.metrics import (
+from qpipe.backtest.metrics import (
     max_drawdown_duration,
     monthly_returns,
     performance_metrics,

@@ -30,6 +30,9 @@ import pandas as pd
 
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
 
+HEADLINE = ("total_return", "cagr", "volatility", "sharpe", "max_drawdown", "calmar")
+"""The metrics shown first (the demo's table, the backtest assets' metadata)."""
+
 
 def daily_returns(equity: pd.Series) -> pd.Series:
     """Simple returns of ``equity`` (the first session has none)."""
