@@ -23,19 +23,42 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pandas as pd
 
-from qpipe.calendars import DateLike, to_date
+from qpipe.calendars import DateLike, TradingCalendar, to_date
 from qpipe.data.lake import Lake, WriteSummary
 from qpipe.data.quality import CheckOutcome, run_all
 from qpipe.data.schema import ACTION_COLUMNS, BAR_COLUMNS, MarketData, empty_frame
+from qpipe.data.source import DataSource
 from qpipe.errors import DataValidationError
 from qpipe.progress import report
-from qpipe.project import Project
 
 NAMED_SESSIONS = 10
 """How many sessions a note names before it only counts the rest."""
+
+
+class SyncTarget(Protocol):
+    """What a sync reads of the project (:class:`qpipe.project.Project` is one): the
+    calendar, the source and its universe's instruments, the lake, the partitions' first and
+    last session (None: open-ended) and how long after the close a session counts as closed.
+    Declared here so the data layer never imports the project, which is built on it."""
+
+    @property
+    def calendar(self) -> TradingCalendar: ...
+    @property
+    def source(self) -> DataSource: ...
+    @property
+    def lake(self) -> Lake: ...
+    @property
+    def instruments(self) -> pd.DataFrame: ...
+    @property
+    def history_start(self) -> dt.date: ...
+    @property
+    def history_end(self) -> dt.date | None: ...
+    @property
+    def sync_delay(self) -> dt.timedelta: ...
 
 
 def name_sessions(days: Sequence[dt.date], detail: dict[dt.date, str] | None = None) -> str:
@@ -107,7 +130,7 @@ class SyncPlan:
         return out
 
 
-def default_end(project: Project, now: dt.datetime | None = None) -> dt.date:
+def default_end(project: SyncTarget, now: dt.datetime | None = None) -> dt.date:
     """The last session a sync should reach: the latest session closed for at least the
     configured delay, capped at the partitions' end and the source's last day."""
     now = now or dt.datetime.now(dt.UTC)
@@ -117,7 +140,7 @@ def default_end(project: Project, now: dt.datetime | None = None) -> dt.date:
 
 
 def plan_sync(
-    project: Project,
+    project: SyncTarget,
     start: DateLike | None = None,
     end: DateLike | None = None,
     *,
@@ -252,7 +275,7 @@ class SyncBatch:
 
 
 def fetch_sessions(
-    project: Project, sessions: Sequence[DateLike], *, now: dt.datetime | None = None
+    project: SyncTarget, sessions: Sequence[DateLike], *, now: dt.datetime | None = None
 ) -> SyncBatch:
     """Fetch bars and corporate actions for ``sessions`` from the project's source, keep the
     universe, and run the quality checks. Sessions after the latest closed session at ``now``
