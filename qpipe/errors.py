@@ -15,3 +15,9 @@ class DataValidationError(QpipeError):
 
 class LakeError(QpipeError):
     """The lake cannot be read or written as asked."""
+
+
+class BrokerError(QpipeError):
+    """A broker or its gateway refused or failed a request; the message names what and why.
+    Raised by the live brokers and by the Interactive Brokers connection under both the IB
+    broker and the IB data source."""

@@ -4,10 +4,11 @@ Gateway (``data.source: ib``).
 Bars are IB's daily TRADES bars in regular trading hours. IB adjusts its daily history for
 splits (not dividends) and the API offers no corporate-action records, so the source
 reports no actions: a split after bars were synced shows as a jump until the symbol is
-re-synced with ``qpipe sync --refresh``. Requests go through the IB broker's connection
-(``live.host``, ``live.port``, ``data.ib.client_id``), paced at IB's limits and retried on
-error 162; a sync asks each symbol once for the whole range it needs, so the nightly
-incremental sync costs one request per symbol.
+re-synced with ``qpipe sync --refresh``. Requests go through the IB adapter's connection
+(:class:`~qpipe.ib.connection.IBConnection`, the one under the IB broker too; ``live.host``,
+``live.port``, ``data.ib.client_id``), paced at IB's limits and retried on error 162; a sync
+asks each symbol once for the whole range it needs, so the nightly incremental sync costs one
+request per symbol.
 """
 
 from __future__ import annotations
@@ -15,17 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from qpipe.calendars import DateLike, TradingCalendar
 from qpipe.data.schema import ACTION_COLUMNS, BAR_COLUMNS, MarketData, empty_frame, normalize
 from qpipe.data.source import DataSource, clip_range
+from qpipe.ib.connection import IBConnection
 from qpipe.settings import IBSourceConfig, LiveConfig
-
-if TYPE_CHECKING:
-    from qpipe.live.ib import IBBroker
 
 
 def ib_duration(start: dt.date, today: dt.date) -> str:
@@ -47,19 +45,12 @@ class IBSource(DataSource):
         calendar: TradingCalendar,
         config: IBSourceConfig,
         live: LiveConfig,
-        broker: IBBroker | None = None,
+        connection: IBConnection | None = None,
     ) -> None:
         super().__init__(calendar)
         self.config = config
         self.live = live.model_copy(update={"client_id": config.client_id})
-        self._broker = broker
-
-    def _open(self) -> IBBroker:
-        if self._broker is None:
-            from qpipe.live.ib import IBBroker
-
-            self._broker = IBBroker(self.live)
-        return self._broker
+        self.connection = connection or IBConnection(self.live)
 
     def instruments(self) -> pd.DataFrame:
         """The configured stocks and ETFs, listed from ``config.start``. ``last_date`` (the
@@ -91,14 +82,14 @@ class IBSource(DataSource):
         names = list(symbols) if symbols is not None else list(self.instruments()["symbol"])
         if lo > hi or not names:
             return MarketData.empty()
-        broker = self._open()
+        ib = self.connection
         today = dt.datetime.now(dt.UTC).date()
         duration = ib_duration(lo, min(today, max(hi, lo)))
-        broker.connect()
+        ib.connect()
         try:
-            frames = [broker.history(s, duration, end=hi if hi < today else None) for s in names]
+            frames = [ib.history(s, duration, end=hi if hi < today else None) for s in names]
         finally:
-            broker.close()
+            ib.close()
         bars = pd.concat([f for f in frames if len(f)] or [empty_frame(BAR_COLUMNS)])
         dates = pd.to_datetime(bars["date"])
         sessions = pd.DatetimeIndex(pd.to_datetime(self.calendar.sessions(lo, hi)))

@@ -16,16 +16,12 @@ from typing import Literal
 
 import pandas as pd
 
-from qpipe.errors import QpipeError
+from qpipe.errors import BrokerError
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["MOC", "LOC", "MOO", "MKT", "LMT"]
 ORDER_TYPES: tuple[str, ...] = ("MOC", "LOC", "MOO", "MKT", "LMT")
 LIMIT_TYPES = ("LOC", "LMT")
-
-
-class BrokerError(QpipeError):
-    """The broker refused or failed a request; the message names what and why."""
 
 
 class AlreadyPlaced(BrokerError):

@@ -55,7 +55,7 @@ def broker(tws: FakeTWS, **kw) -> IBBroker:
 
 
 def test_account_positions_bars_snapshot_and_what_if(tws, caplog):
-    with caplog.at_level(logging.INFO, logger="qpipe.live.ib"), broker(tws) as b:
+    with caplog.at_level(logging.INFO, logger="qpipe.ib"), broker(tws) as b:
         assert b.server_version == 157
         assert b.account_id == "DU123456"
         account = b.account()

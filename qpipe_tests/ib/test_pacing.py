@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qpipe.live.pacing import Pacer
+from qpipe.ib.pacing import Pacer
 
 
 class Clock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from qpipe.live.safety import SafetyRefusal, check_account, check_port
+from qpipe.ib.safety import SafetyRefusal, check_account, check_port
 from qpipe.settings import LiveConfig
 
 
