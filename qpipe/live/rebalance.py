@@ -114,7 +114,7 @@ def apply_risk(
     """Strategy ``name``'s stop loss and circuit breaker on ``targets`` against the broker's
     positions, prices and NAV (:class:`~qpipe.live.risk_book.RiskBook`, with the
     instruments' delistings and the strategy's last rebalance in the lake); each rule that
-    acts is journaled as an event."""
+    acts is journaled as an event. A dry run decides the same way and saves no state."""
     strategy = project.strategies[name]
     book = RiskBook(project.lake.root, name, strategy.stop_loss, strategy.circuit_breaker)
     broker = trader.broker
@@ -128,8 +128,9 @@ def apply_risk(
     previous = lake_previous_weights(project.lake, project.calendar, name, session)
     try:
         decision = book.apply(
-            session, targets, held, prices, nav, delisted=delisted, previous=previous
-        )
+            session, targets, held, prices, nav, delisted=delisted, previous=previous,
+            save=mode != "dry_run",
+        )  # fmt: skip
     except RiskStateAhead as exc:
         trader.note(session, name, mode, "refused", str(exc))
         raise RebalanceRefused(str(exc)) from exc

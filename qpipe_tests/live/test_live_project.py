@@ -366,3 +366,37 @@ def test_cli_cancel_all_on_ib(project, gateway, monkeypatch):
     out = CliRunner().invoke(cli, ["--config", cfg, "live", "cancel-all"])
     assert out.exit_code == 0 and "cancelled 2 open orders" in out.output, out.output
     assert not any(o.is_open for o in gateway.orders.values())
+
+
+def live_files(lake: Path) -> dict[str, bytes]:
+    """Every file under the lake's live/ folder with its contents."""
+    root = lake / "live"
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_dry_run_changes_nothing_but_its_journal(project, tmp_path, monkeypatch):
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    cfg = str(project.root.parent / "c.yaml")
+    base = ["--config", cfg, "live", "rebalance", "--strategy", "guard"]
+    table = project.lake.read("signals_guard")
+    decided = sorted(table.loc[table["target_weight"].notna(), "date"].unique())
+    day = pd.Timestamp(decided[-2]).date()
+    later = pd.Timestamp(decided[-1]).date()
+    first = CliRunner().invoke(cli, [*base, "--paper", "--session", str(day)])
+    assert first.exit_code == 0 and "sent 5 orders" in first.output, first.output
+    before = live_files(data / "lake")
+    journal = Journal(data / "lake")
+    rows = {k: len(journal.read(k)) for k in ("snapshot", "intended", "submitted", "events")}
+    dry = CliRunner().invoke(cli, [*base, "--session", str(later)])  # the risk rules run too
+    assert dry.exit_code == 0 and "guard, session" in dry.output, dry.output
+    after = live_files(data / "lake")
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed and all(k.startswith("journal/") for k in changed), changed
+    for kind, n in rows.items():  # the new journal rows are all marked as a dry run
+        assert set(journal.read(kind).iloc[n:]["mode"]) <= {"dry_run"}, kind
+    assert len(journal.read("snapshot")) > rows["snapshot"]
+    # the earlier session still runs, dry and for real: the dry run did not move the state
+    again = CliRunner().invoke(cli, [*base, "--session", str(day)])
+    assert again.exit_code == 0, again.output
+    paper = CliRunner().invoke(cli, [*base, "--paper", "--session", str(day)])
+    assert paper.exit_code == 0, paper.output
