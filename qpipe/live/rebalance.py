@@ -24,7 +24,7 @@ from qpipe.live.risk_book import RiskBook, RiskStateAhead
 from qpipe.live.trader import Limits, LiveTrader, RebalanceRefused, RebalanceReport
 from qpipe.project import Project
 from qpipe.settings import LiveConfig
-from qpipe.strategies.schedule import rebalance_mask
+from qpipe.strategies.schedule import next_rebalance
 from qpipe.strategies.signals import lake_previous_weights
 
 RunMode = Literal["dry_run", "paper", "execute"]
@@ -139,30 +139,15 @@ def run_strategy(
     return replace(outcome, note=note, error=error)
 
 
-def next_rebalance(project: Project, name: str, session: dt.date) -> dt.date | None:
-    """Strategy ``name``'s first rebalance session on or after ``session`` (None when the
-    calendar ends first)."""
-    frequency = project.strategies[name].rebalance
-    cal = project.calendar
-    ahead = cal.sessions_index(session, session + dt.timedelta(days=45))  # > a month
-    while len(ahead):
-        try:
-            mask = rebalance_mask(ahead, frequency, cal)
-        except ValueError:  # the calendar ends: the last session cannot be told
-            ahead = ahead[:-1]
-            continue
-        hits = ahead[mask]
-        return hits[0].date() if len(hits) else None
-    return None
-
-
 def no_orders_reason(
     project: Project, name: str, session: dt.date, targets: pd.Series | None = None
 ) -> str:
     """Why strategy ``name`` has no orders at ``session``: not a rebalance day (and the next
     one); on a rebalance day, no weights decided, or the account already holds ``targets``
     (all in cash when every weight is 0)."""
-    upcoming = next_rebalance(project, name, session)
+    frequency = project.strategies[name].rebalance
+    following = next_rebalance(session, frequency, project.calendar)
+    upcoming = None if following is None else following.date()
     if upcoming == session:
         weights = pd.Series(dtype=np.float64) if targets is None else targets.dropna()
         if weights.empty:
