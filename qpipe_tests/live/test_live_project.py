@@ -202,9 +202,9 @@ def test_cli_live_check(project, tmp_path, monkeypatch):
 # ---------------------------------------------------------------------- IB, end to end
 
 
-@pytest.fixture
-def gateway(project):
-    """A fake gateway that knows the project's instruments, last closes and recent bars."""
+def fake_gateway(project, **faults) -> FakeTWS:
+    """A fake gateway that knows the project's instruments, last closes and recent bars;
+    ``faults``: FakeTWS's fault options (e.g. reject_symbols)."""
     bars = project.lake.read("bars", "2024-05-01", "2024-05-31")
     last = bars.groupby("symbol")["close"].last()
     history = {
@@ -212,11 +212,18 @@ def gateway(project):
         for s, g in bars.groupby("symbol")
     }
     listed = list(project.instruments["symbol"])
-    fake = FakeTWS(
+    return FakeTWS(
         contracts={s: 1000 + i for i, s in enumerate(listed)},
         prices=last.to_dict(),
         bars=history,
+        **faults,
     )
+
+
+@pytest.fixture
+def gateway(project):
+    """The fake gateway of :func:`fake_gateway`, running."""
+    fake = fake_gateway(project)
     with fake:
         yield fake
     assert fake.failures == []
@@ -535,3 +542,28 @@ def test_one_strategy_refused_the_other_sends_on_ib(project, gateway, tmp_path, 
     assert len(gateway.placed) == 5
     refused = Journal(data / "lake").read("events")
     assert list(refused.loc[refused["event"] == "refused", "strategy"]) == ["big", "big"]
+
+
+def test_orders_rejected_at_the_broker_fail_that_strategy_only(project, tmp_path, monkeypatch):
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    # ivol (first by name) buys S0015 on 2024-05-31, lin does not: the broker rejects it
+    table = project.lake.read("signals_ivol")
+    ivol = table.loc[(table["date"] == "2024-05-31") & (table["target_weight"] > 0), "symbol"]
+    assert "S0015" in set(ivol)
+    fake = fake_gateway(project, reject_symbols=["S0015"])
+    with fake:
+        cfg = yaml.safe_load((project.root.parent / "c.yaml").read_text())
+        cfg["strategies"] = {k: STRATEGIES[k] for k in ("ivol", "lin")}
+        cfg["live"] = {**cfg["live"], "broker": "ib", "port": fake.port, "client_id": 21}
+        path = str(write_config(tmp_path / "reject.yaml", cfg))
+        args = ["--config", path, "live", "rebalance", "--execute", "--session", "2024-05-31"]
+        out = CliRunner().invoke(cli, args)
+    assert fake.failures == []
+    assert out.exit_code == 1, out.output
+    assert "failed: 1 of 5 orders not accepted: S0015 rejected" in out.output
+    assert "1 of 2 strategies failed: ivol" in out.output
+    lin = {p["orderRef"] for p in fake.placed if p["orderRef"].startswith("qp:lin:")}
+    assert len(lin) == 5  # lin, after ivol's failure, sent all its orders
+    events = Journal(data / "lake").read("events")
+    failed = events.loc[events["event"] == "failed"]
+    assert list(failed["strategy"]) == ["ivol"] and "S0015 rejected" in failed["detail"].iloc[0]
