@@ -517,13 +517,8 @@ def test_one_strategy_refused_the_other_sends_on_ib(project, gateway, tmp_path, 
 
     data = fresh_copy(project, tmp_path, monkeypatch)
     cfg = with_big(project, tmp_path / "big-ib.yaml", broker="ib", port=gateway.port,
-                    client_id=21)  # fmt: skip
-    args = ["--config", cfg, "live", "rebalance", "--execute", "--session", "2024-05-31"]
-    out = CliRunner().invoke(cli, args)
-    assert out.exit_code == 1 and "1 of 2 strategies failed: big" in out.output, out.output
-    refs = {p["orderRef"] for p in gateway.placed}
-    assert len(refs) == 5 and all(r.startswith("qp:lin:20240531:") for r in refs)
-    # the job: big's step fails naming it, lin's step runs and (already sent) sends nothing
+                   client_id=21)  # fmt: skip
+    # the job: big's step fails naming it, lin's step still sends its orders
     defs = build_definitions(Project.load(cfg, data), cfg)
     config = {"mode": "execute", "session": "2024-05-31"}
     with DagsterInstance.ephemeral() as instance:
@@ -539,6 +534,13 @@ def test_one_strategy_refused_the_other_sends_on_ib(project, gateway, tmp_path, 
     assert "strategy big 2024-05-31: refused: weights above" in failure
     successes = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
     assert "rebalance_strategy[lin]" in successes
+    refs = {p["orderRef"] for p in gateway.placed}
+    assert len(refs) == 5 and all(r.startswith("qp:lin:20240531:") for r in refs)
+    # the CLI: big refused again, lin (already sent) sends nothing more, the exit status is 1
+    args = ["--config", cfg, "live", "rebalance", "--execute", "--session", "2024-05-31"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1 and "1 of 2 strategies failed: big" in out.output, out.output
+    assert "lin, session 2024-05-31: orders" in out.output
     assert len(gateway.placed) == 5
     refused = Journal(data / "lake").read("events")
     assert list(refused.loc[refused["event"] == "refused", "strategy"]) == ["big", "big"]

@@ -71,7 +71,7 @@ def rebalance_strategy(context: OpExecutionContext, step: dict, qpipe: ProjectRe
     try:
         trader.connect(plan.session, mode)  # a refused connection is journaled
     except Exception as exc:
-        raise Failure(description=f"{name} {plan.session}: refused: {exc}") from exc
+        raise Failure(description=f"strategy {name} {plan.session}: refused: {exc}") from exc
     with trader.broker:
         outcome = run_strategy(project, name, plan, trader, mode)  # type: ignore[arg-type]
     sent = 0 if outcome.sent is None else len(outcome.sent.sent)
