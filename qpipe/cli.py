@@ -666,10 +666,11 @@ def live_rebalance(
 ) -> None:
     """Today's target weights of each strategy (the same code as its signals) into orders:
     the order table is printed before anything is sent. A dry run plans against the
-    configured broker's account and prices; --paper trades on the paper broker."""
+    configured broker's account and prices; --paper trades on the paper broker. Every
+    strategy is attempted, each one's outcome printed (and why it has no orders); the exit
+    status is 1 when any strategy was refused or failed."""
     from qpipe.calendars import to_date
-    from qpipe.live.rebalance import rebalance, session_plan, trader_for
-    from qpipe.live.trader import RebalanceRefused
+    from qpipe.live.rebalance import run_strategy, session_plan, trader_for
 
     project = _project(ctx)
     try:
@@ -678,17 +679,21 @@ def live_rebalance(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     columns = ["symbol", "side", "quantity", "price", "notional", "reference"]
+    names = _chosen_strategies(project, strategy)
     try:
         trader.connect(plan.session, mode)
     except QpipeError as exc:
         raise click.ClickException(f"refused: {exc}") from None
+    failed = []
     with trader.broker:
-        for name in _chosen_strategies(project, strategy):
-            try:
-                planned, sent = rebalance(project, name, plan, trader, mode)  # type: ignore[arg-type]
-            except RebalanceRefused as exc:
-                raise click.ClickException(f"{name}: refused: {exc}") from None
-            kind = "no orders" if planned.orders.empty else "orders"
+        for name in names:
+            outcome = run_strategy(project, name, plan, trader, mode)  # type: ignore[arg-type]
+            planned, sent = outcome.planned, outcome.sent
+            if planned is None:
+                failed.append(name)
+                click.echo(f"\n{name}, session {plan.session}: {outcome.error}")
+                continue
+            kind = f"no orders: {outcome.note}" if planned.orders.empty else "orders"
             click.echo(f"\n{name}, session {plan.session}: {kind}")
             if not planned.orders.empty:
                 _print_frame(planned.orders[columns].round(4), len(planned.orders))
@@ -699,6 +704,14 @@ def live_rebalance(
                     f"  sent {len(sent.sent)} orders to the {trader.broker.name} broker"
                     + (f" ({detail})" if detail else "")
                 )
+            if outcome.failed:
+                failed.append(name)
+                click.echo(f"  {outcome.error}")
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} of {len(names)} strategies failed: {', '.join(failed)} "
+            "(the others ran; see above and the journal's events)"
+        )
 
 
 _connection_options = [

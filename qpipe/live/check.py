@@ -16,8 +16,9 @@ TEST_LIMIT_FRACTION = 0.5
 def run_check(
     broker: Broker, symbol: str, place_test_order: bool = False
 ) -> Iterator[tuple[bool, str]]:
-    """Connect; show the server version, the account and its NAV, positions, a few daily
-    bars of ``symbol`` (data permissions) and a what-if of a one-share MOC buy; with
+    """Connect; show the server version, the account and its NAV (red when it is not
+    positive, and a red line when cash is negative: the account is borrowing), positions,
+    a few daily bars of ``symbol`` (data permissions) and a what-if of a one-share MOC buy; with
     ``place_test_order`` place a one-share buy limit at half the last price and cancel it.
     A failed connection ends the check; the other steps fail one line each."""
     try:
@@ -46,6 +47,12 @@ def _steps(broker: Broker, symbol: str, place_test_order: bool) -> Iterator[tupl
                 f"cash {account.cash:,.2f}"
             ),
         )
+        if not account.cash >= 0:  # negative (or NaN: the broker did not say)
+            yield (
+                False,
+                f"cash {account.cash:,.2f} of account {account.account_id} is negative: the "
+                "account is borrowing (fills above the planned prices, or costs on top)",
+            )
         yield True, f"{len(broker.positions())} open positions"
     except QpipeError as exc:
         yield False, f"account: {exc}"

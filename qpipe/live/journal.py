@@ -1,5 +1,6 @@
 """The live journal: every rebalance's account snapshot, intended orders, submitted orders,
-reconciliation, the fills seen so far and refusals (events), appended to
+reconciliation, the fills seen so far and events (``refused``, ``failed``, ``no_orders``
+with why, the risk rules acting), appended to
 ``<lake>/live/journal/<kind>.parquet`` (each write atomic; missing values NULL in the files,
 NaN when read back), with the run, session and strategy on every row; the viewer's Live page
 reads it."""

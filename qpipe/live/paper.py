@@ -68,7 +68,8 @@ class PaperBroker(Broker):
         return float(frame["cash"].iloc[0]) if len(frame) else self.costs.initial_cash
 
     def connect(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Nothing to open: the state's files are created by the first fill or order (a
+        dry run leaves no trace)."""
 
     def close(self) -> None:
         """Nothing to close: every change is on disk when its call returns."""
@@ -152,7 +153,6 @@ class PaperBroker(Broker):
         return fill_price(price, side, self.costs.slippage_rate)
 
     def submit(self, order: Order) -> OrderStatus:
-        self.connect()
         orders = self._orders()
         same = orders.loc[orders["reference"] == order.reference, "state"]
         if len(same):

@@ -1,10 +1,14 @@
 """One market-close rebalance of the configured strategies on the configured broker: the
-core step behind ``qpipe live rebalance`` and the Dagster market-close job."""
+core step behind ``qpipe live rebalance`` and the Dagster market-close job.
+
+Each strategy is its own step (:func:`run_strategy`): a refusal or failure of one is
+journaled and reported for that strategy and never stops the others. A strategy with no
+orders says why (not a rebalance day, and the next one)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +24,7 @@ from qpipe.live.risk_book import RiskBook, RiskStateAhead
 from qpipe.live.trader import Limits, LiveTrader, RebalanceRefused, RebalanceReport
 from qpipe.project import Project
 from qpipe.settings import LiveConfig
+from qpipe.strategies.schedule import next_rebalance
 from qpipe.strategies.signals import lake_previous_weights
 
 RunMode = Literal["dry_run", "paper", "execute"]
@@ -78,11 +83,91 @@ def trader_for(project: Project, mode: RunMode = "execute", **overrides: object)
     return LiveTrader(broker, Journal(project.lake.root), limits, kill_file=kill_file)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One strategy's rebalance of a session: ``planned`` (the dry-run plan) and ``sent``
+    (None unless orders went out); ``note`` says why there are no orders; ``error`` is why
+    it failed (a refusal sends nothing; orders the broker rejected or failed are in
+    ``sent``). Empty ``error``: it succeeded. ``targets``: the weights traded to, after the
+    risk rules (NaN: no decision)."""
+
+    strategy: str
+    session: dt.date
+    planned: RebalanceReport | None = None
+    sent: RebalanceReport | None = None
+    note: str = ""
+    error: str = ""
+    targets: pd.Series | None = field(default=None, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.error)
+
+
+FAILED_ACTIONS = ("rejected", "error")
+"""Order actions that make a strategy's rebalance a failure."""
+
+
+def run_strategy(
+    project: Project, name: str, plan: SessionPlan, trader: LiveTrader, mode: RunMode
+) -> Outcome:
+    """:func:`rebalance` of strategy ``name`` as its own step: any refusal or failure is
+    caught and returned as the outcome's ``error`` (journaled: refusals by the trader, other
+    failures here as event ``failed``; orders rejected or failed at the broker as event
+    ``failed`` too), so the caller goes on with the other strategies. No orders: the
+    ``note`` (journaled as event ``no_orders``) says why."""
+    try:
+        outcome = rebalance(project, name, plan, trader, mode)
+    except RebalanceRefused as exc:  # journaled where it was refused
+        return Outcome(name, plan.session, error=f"refused: {exc}")
+    except Exception as exc:  # one strategy's failure never stops the others
+        error = f"failed: {type(exc).__name__}: {exc}"
+        trader.note(plan.session, name, mode, "failed", error)
+        return Outcome(name, plan.session, error=error)
+    note = error = ""
+    if outcome.planned is not None and outcome.planned.orders.empty:
+        note = no_orders_reason(project, name, plan.session, outcome.targets)
+        trader.note(plan.session, name, mode, "no_orders", note)
+    if outcome.sent is not None:
+        orders = outcome.sent.orders
+        bad = orders.loc[orders["action"].isin(FAILED_ACTIONS)]
+        if len(bad):
+            error = f"failed: {len(bad)} of {len(orders)} orders not accepted: " + "; ".join(
+                f"{r.symbol} {r.action}: {r.message}" for r in bad.itertuples()
+            )
+            trader.note(plan.session, name, mode, "failed", error)
+    return replace(outcome, note=note, error=error)
+
+
+def no_orders_reason(
+    project: Project, name: str, session: dt.date, targets: pd.Series | None = None
+) -> str:
+    """Why strategy ``name`` has no orders at ``session``: not a rebalance day (and the next
+    one); on a rebalance day, no weights decided, or the account already holds ``targets``
+    (all in cash when every weight is 0)."""
+    frequency = project.strategies[name].rebalance
+    following = next_rebalance(session, frequency, project.calendar)
+    upcoming = None if following is None else following.date()
+    if upcoming == session:
+        weights = pd.Series(dtype=np.float64) if targets is None else targets.dropna()
+        if weights.empty:
+            return f"a rebalance day for {name}, but it decided no weights (no usable data)"
+        if (weights == 0).all():
+            return f"a rebalance day for {name} with nothing to trade: its targets are all cash"
+        return (
+            f"a rebalance day for {name} with nothing to trade: the positions already match "
+            "its targets (or every trade is below a lot or the minimum trade value)"
+        )
+    when = f"next one on {upcoming}" if upcoming else "no next one in the calendar"
+    return f"not a rebalance day for {name}; {when}"
+
+
 def rebalance(
     project: Project, name: str, plan: SessionPlan, trader: LiveTrader, mode: RunMode
-) -> tuple[RebalanceReport, RebalanceReport | None]:
+) -> Outcome:
     """Strategy ``name``'s orders for ``plan.session``: always planned (a dry run, journaled),
-    then sent unless ``mode`` is ``dry_run``. Returns the plan and what was sent."""
+    then sent unless ``mode`` is ``dry_run``. Returns the plan, what was sent and the
+    targets; a refusal raises :class:`RebalanceRefused` (see :func:`run_strategy`)."""
     bridge = LiveDataBridge(project, name, trader.broker)
     strategy = project.strategies[name]
     universe = strategy.universe.select(project.instruments)
@@ -98,9 +183,10 @@ def rebalance(
     last_bar = max([plan.last_bar, *bridge.filled])  # gaps the broker filled count
     args = (name, plan.session, targets, last_bar, plan.previous)
     planned = trader.rebalance(*args, "dry_run")
-    if mode == "dry_run" or planned.orders.empty:
-        return planned, None
-    return planned, trader.rebalance(*args, "execute")
+    sent = None
+    if mode != "dry_run" and not planned.orders.empty:
+        sent = trader.rebalance(*args, "execute")
+    return Outcome(name, plan.session, planned, sent, targets=targets)
 
 
 def apply_risk(
@@ -114,7 +200,7 @@ def apply_risk(
     """Strategy ``name``'s stop loss and circuit breaker on ``targets`` against the broker's
     positions, prices and NAV (:class:`~qpipe.live.risk_book.RiskBook`, with the
     instruments' delistings and the strategy's last rebalance in the lake); each rule that
-    acts is journaled as an event."""
+    acts is journaled as an event. A dry run decides the same way and saves no state."""
     strategy = project.strategies[name]
     book = RiskBook(project.lake.root, name, strategy.stop_loss, strategy.circuit_breaker)
     broker = trader.broker
@@ -128,8 +214,9 @@ def apply_risk(
     previous = lake_previous_weights(project.lake, project.calendar, name, session)
     try:
         decision = book.apply(
-            session, targets, held, prices, nav, delisted=delisted, previous=previous
-        )
+            session, targets, held, prices, nav, delisted=delisted, previous=previous,
+            save=mode != "dry_run",
+        )  # fmt: skip
     except RiskStateAhead as exc:
         trader.note(session, name, mode, "refused", str(exc))
         raise RebalanceRefused(str(exc)) from exc

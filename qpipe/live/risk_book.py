@@ -15,7 +15,9 @@ state has not seen yet enters at its average cost.
 
 State lives in ``<lake>/live/risk/<strategy>/{stops,breaker,targets}.parquet``: the state
 before and after the latest session stepped. A re-run of the same session steps again from
-the "before" state, so re-runs and dry runs decide the same way and never step twice.
+the "before" state, so re-runs decide the same way and never step twice. A dry run decides
+the same way and saves nothing (``save=False``): it never moves the state, so an earlier
+session can still be stepped after it.
 """
 
 from __future__ import annotations
@@ -84,13 +86,16 @@ class RiskBook:
         *,
         delisted: Iterable[str] = (),
         previous: pd.Series | None = None,
+        save: bool = True,
     ) -> RiskDecision:
         """The rules' decision for ``session`` on ``targets`` (symbol -> weight, NaN: no
         decision) given the positions ``held``, ``prices`` (NaN: none today) and ``nav``;
         saves the state. ``delisted``: names delisted on or before ``session``;
         ``previous``: the strategy's last rebalance weights before ``session``, the current
         targets to start from when none are saved yet (e.g. the first session with a
-        breaker)."""
+        breaker). ``save``: write the state (False for a dry run: nothing is written); the
+        state files are written together, once every rule has decided."""
+        self._pending: dict[str, pd.DataFrame] = {}
         targets = pd.Series(targets, dtype=np.float64).copy()
         given = targets.copy()
         events: list[tuple[str, str, str]] = []
@@ -102,6 +107,9 @@ class RiskBook:
             current = self._current(session, given, exited, set(delisted), previous)
             targets, mode = self._breaker(session, targets, held, prices, nav, current, events)
         frame = pd.DataFrame(events, columns=["symbol", "rule", "reason"])
+        if save:
+            for name, state in self._pending.items():
+                write_frame(state, self.folder / f"{name}.parquet")
         return RiskDecision(targets, frame, mode)
 
     # ------------------------------------------------------------------ stop loss
@@ -222,10 +230,11 @@ class RiskBook:
         return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=columns)
 
     def _save(self, name: str, session: dt.date, before: pd.DataFrame, after: pd.DataFrame) -> None:
+        """Stage state ``name`` (before and after ``session``); :meth:`apply` writes it."""
         marked = [before.assign(phase="before"), after.assign(phase="after")]
         parts = [p for p in marked if len(p)] or marked[1:]
         frame = pd.concat(parts, ignore_index=True).assign(session=session.isoformat())
-        write_frame(frame, self.folder / f"{name}.parquet")
+        self._pending[name] = frame
 
 
 def _before(saved: pd.DataFrame, session: dt.date, where: Path) -> pd.DataFrame:

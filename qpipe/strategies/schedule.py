@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from qpipe.calendars import TradingCalendar
+from qpipe.calendars import DateLike, TradingCalendar
 
 Frequency = Literal["daily", "weekly", "monthly"]
 FREQUENCIES: tuple[str, ...] = ("daily", "weekly", "monthly")
@@ -52,3 +52,21 @@ def rebalance_mask(
         (after_week["week"].to_numpy() != week["week"].to_numpy())
         | (after_week["year"].to_numpy() != week["year"].to_numpy())
     )
+
+
+def next_rebalance(
+    session: DateLike, frequency: Frequency, calendar: TradingCalendar
+) -> pd.Timestamp | None:
+    """The first rebalance session (:func:`rebalance_mask`) on or after ``session`` (a
+    session of ``calendar``); None when the calendar ends before one can be told."""
+    start = pd.Timestamp(session)
+    ahead = calendar.sessions_index(start, start + pd.Timedelta(days=45))  # > a month
+    while len(ahead):
+        try:
+            mask = rebalance_mask(ahead, frequency, calendar)
+        except ValueError:  # the calendar ends: its last session cannot be told
+            ahead = ahead[:-1]
+            continue
+        hits = ahead[mask]
+        return hits[0] if len(hits) else None
+    return None

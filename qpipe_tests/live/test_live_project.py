@@ -175,7 +175,7 @@ def test_market_close_job_and_schedule(project):
             instance=instance, run_config=request.run_config
         )
         assert result.success
-        assert result.output_for_node("rebalance_strategies") == {
+        assert result.output_for_node("rebalance_strategy") == {
             "lin": 0,
             "guard": 0,
             "rot": 0,
@@ -187,8 +187,8 @@ def test_market_close_job_and_schedule(project):
     assert set(Journal(project.lake.root).read("intended")["strategy"]) >= {"lin"}
 
 
-def test_cli_live_check(project, monkeypatch):
-    monkeypatch.setenv("QPIPE_DATA", str(project.root))
+def test_cli_live_check(project, tmp_path, monkeypatch):
+    fresh_copy(project, tmp_path, monkeypatch)  # a new paper account (cash not negative)
     cfg = str(project.root.parent / "c.yaml")
     good = CliRunner().invoke(cli, ["--config", cfg, "live", "check", "--symbol", "S0002"])
     assert good.exit_code == 0, good.output
@@ -202,9 +202,9 @@ def test_cli_live_check(project, monkeypatch):
 # ---------------------------------------------------------------------- IB, end to end
 
 
-@pytest.fixture
-def gateway(project):
-    """A fake gateway that knows the project's instruments, last closes and recent bars."""
+def fake_gateway(project, **faults) -> FakeTWS:
+    """A fake gateway that knows the project's instruments, last closes and recent bars;
+    ``faults``: FakeTWS's fault options (e.g. reject_symbols)."""
     bars = project.lake.read("bars", "2024-05-01", "2024-05-31")
     last = bars.groupby("symbol")["close"].last()
     history = {
@@ -212,11 +212,18 @@ def gateway(project):
         for s, g in bars.groupby("symbol")
     }
     listed = list(project.instruments["symbol"])
-    fake = FakeTWS(
+    return FakeTWS(
         contracts={s: 1000 + i for i, s in enumerate(listed)},
         prices=last.to_dict(),
         bars=history,
+        **faults,
     )
+
+
+@pytest.fixture
+def gateway(project):
+    """The fake gateway of :func:`fake_gateway`, running."""
+    fake = fake_gateway(project)
     with fake:
         yield fake
     assert fake.failures == []
@@ -349,7 +356,7 @@ def test_market_close_job_executes_on_ib(project, gateway, tmp_path, monkeypatch
         result = defs.resolve_job_def("market_close_rebalance").execute_in_process(
             instance=instance, run_config={"ops": {"rebalance_strategies": {"config": config}}}
         )
-    assert result.success and result.output_for_node("rebalance_strategies") == {"lin": 5}
+    assert result.success and result.output_for_node("rebalance_strategy") == {"lin": 5}
     assert len({p["orderRef"] for p in gateway.placed}) == 5
 
 
@@ -366,3 +373,199 @@ def test_cli_cancel_all_on_ib(project, gateway, monkeypatch):
     out = CliRunner().invoke(cli, ["--config", cfg, "live", "cancel-all"])
     assert out.exit_code == 0 and "cancelled 2 open orders" in out.output, out.output
     assert not any(o.is_open for o in gateway.orders.values())
+
+
+def live_files(lake: Path) -> dict[str, bytes]:
+    """Every file under the lake's live/ folder with its contents."""
+    root = lake / "live"
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_a_dry_run_changes_nothing_but_its_journal(project, tmp_path, monkeypatch):
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    cfg = str(project.root.parent / "c.yaml")
+    base = ["--config", cfg, "live", "rebalance", "--strategy", "guard"]
+    table = project.lake.read("signals_guard")
+    decided = sorted(table.loc[table["target_weight"].notna(), "date"].unique())
+    day = pd.Timestamp(decided[-2]).date()
+    later = pd.Timestamp(decided[-1]).date()
+    first = CliRunner().invoke(cli, [*base, "--paper", "--session", str(day)])
+    assert first.exit_code == 0 and "sent 5 orders" in first.output, first.output
+    before = live_files(data / "lake")
+    journal = Journal(data / "lake")
+    rows = {k: len(journal.read(k)) for k in ("snapshot", "intended", "submitted", "events")}
+    dry = CliRunner().invoke(cli, [*base, "--session", str(later)])  # the risk rules run too
+    assert dry.exit_code == 0 and "guard, session" in dry.output, dry.output
+    after = live_files(data / "lake")
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    assert changed and all(k.startswith("journal/") for k in changed), changed
+    for kind, n in rows.items():  # the new journal rows are all marked as a dry run
+        assert set(journal.read(kind).iloc[n:]["mode"]) <= {"dry_run"}, kind
+    assert len(journal.read("snapshot")) > rows["snapshot"]
+    # the earlier session still runs, dry and for real: the dry run did not move the state
+    again = CliRunner().invoke(cli, [*base, "--session", str(day)])
+    assert again.exit_code == 0, again.output
+    paper = CliRunner().invoke(cli, [*base, "--paper", "--session", str(day)])
+    assert paper.exit_code == 0, paper.output
+
+
+# ---------------------------------------------------------------------- explaining, isolation
+
+
+def test_no_orders_says_why(project, tmp_path, monkeypatch):
+    from dagster import DagsterInstance
+
+    from qpipe.defs.build import build_definitions
+
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    cfg = str(project.root.parent / "c.yaml")
+    # lin is weekly: 2024-05-21 (a Tuesday) -> that week's last session, Friday 05-24;
+    # rot is monthly: 2024-05-21 -> May's last session, 05-31 (Memorial Day 05-27 is closed).
+    # The week of Memorial Day: 2024-05-28 -> 05-31.
+    want = {
+        ("lin", "2024-05-21"): "not a rebalance day for lin; next one on 2024-05-24",
+        ("rot", "2024-05-21"): "not a rebalance day for rot; next one on 2024-05-31",
+        ("lin", "2024-05-28"): "not a rebalance day for lin; next one on 2024-05-31",
+    }
+    for (name, day), text in want.items():
+        args = ["--config", cfg, "live", "rebalance", "--strategy", name, "--session", day]
+        out = CliRunner().invoke(cli, args)
+        assert out.exit_code == 0, out.output
+        assert f"{name}, session {day}: no orders: {text}" in out.output, out.output
+    events = Journal(data / "lake").read("events")
+    noted = events.loc[events["event"] == "no_orders"]
+    assert set(zip(noted["strategy"], noted["session"], noted["detail"], strict=True)) == {
+        (name, day, text) for (name, day), text in want.items()
+    }
+    defs = build_definitions(Project.load(cfg, data), cfg)
+    config = {"strategies": ["lin"], "session": "2024-05-28"}
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("market_close_rebalance").execute_in_process(
+            instance=instance, run_config={"ops": {"rebalance_strategies": {"config": config}}}
+        )
+        assert result.success
+        messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any(want[("lin", "2024-05-28")] in m for m in messages), messages
+
+
+def with_big(project, path: Path, **live) -> str:
+    """The project's config with a strategy ``big`` (first by name; 2 names at 0.5 each: above the
+    per-name limit 0.2, so always refused) and ``lin`` after it."""
+    cfg = yaml.safe_load((project.root.parent / "c.yaml").read_text())
+    big = {**STRATEGIES["lin"], "params": {**STRATEGIES["lin"]["params"], "top_k": 2,
+                                            "hold_band": 0}}  # fmt: skip
+    cfg["strategies"] = {"big": big, "lin": STRATEGIES["lin"]}
+    cfg["live"] = {**cfg["live"], **live}
+    write_config(path, cfg)
+    return str(path)
+
+
+def test_cli_one_strategy_refused_the_other_sends_on_paper(project, tmp_path, monkeypatch):
+    from qpipe.live.paper import PaperBroker
+
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    cfg = with_big(project, tmp_path / "big.yaml")
+    args = ["--config", cfg, "live", "rebalance", "--paper", "--session", "2024-05-31"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1, out.output
+    assert "big, session 2024-05-31: refused: weights above the per-name limit 0.2" in out.output
+    assert "sent 5 orders to the paper broker" in out.output  # lin, after big's refusal
+    assert "1 of 2 strategies failed: big" in out.output
+    want = project.lake.read("signals_lin")
+    want = want.loc[(want["date"] == "2024-05-31") & (want["target_weight"] > 0), "symbol"]
+    assert set(PaperBroker(Project.load(cfg, data).lake).positions()) == set(want)
+    events = Journal(data / "lake").read("events")
+    refused = events.loc[events["event"] == "refused"]
+    assert list(refused["strategy"]) == ["big"]
+    assert "weights above the per-name limit 0.2" in refused["detail"].iloc[0]
+
+
+def test_cli_a_failing_strategy_is_isolated(project, tmp_path, monkeypatch):
+    from qpipe.live import rebalance as step
+
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    cfg = str(project.root.parent / "c.yaml")
+    targets = step.LiveDataBridge.targets
+
+    def broken(self, session, snapshot=None):
+        if self.name == "guard":
+            raise RuntimeError("no bars for guard today")
+        return targets(self, session, snapshot)
+
+    monkeypatch.setattr(step.LiveDataBridge, "targets", broken)
+    out = CliRunner().invoke(cli, ["--config", cfg, "live", "rebalance", "--paper",
+                                   "--session", "2024-05-31"])  # fmt: skip
+    assert out.exit_code == 1, out.output
+    assert "guard, session 2024-05-31: failed: RuntimeError: no bars for guard today" in out.output
+    assert "1 of 4 strategies failed: guard" in out.output
+    # the strategies after guard (ivol, lin) still sent theirs; rot's targets are all cash
+    journal = Journal(data / "lake")
+    submitted = journal.read("submitted")
+    sent = submitted.loc[submitted["action"] == "sent", "strategy"]
+    assert set(sent) == {"ivol", "lin"}
+    assert out.output.count("orders to the paper broker") == 2
+    events = journal.read("events")
+    failed = events.loc[events["event"] == "failed"]
+    assert list(failed["strategy"]) == ["guard"]
+    assert failed["detail"].iloc[0] == "failed: RuntimeError: no bars for guard today"
+
+
+def test_one_strategy_refused_the_other_sends_on_ib(project, gateway, tmp_path, monkeypatch):
+    from dagster import DagsterInstance
+
+    from qpipe.defs.build import build_definitions
+
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    cfg = with_big(project, tmp_path / "big-ib.yaml", broker="ib", port=gateway.port,
+                   client_id=21)  # fmt: skip
+    # the job: big's step fails naming it, lin's step still sends its orders
+    defs = build_definitions(Project.load(cfg, data), cfg)
+    config = {"mode": "execute", "session": "2024-05-31"}
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("market_close_rebalance").execute_in_process(
+            instance=instance,
+            run_config={"ops": {"rebalance_strategies": {"config": config}}},
+            raise_on_error=False,
+        )
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert [e.step_key for e in failures] == ["rebalance_strategy[big]"]
+    failure = str(failures[0].event_specific_data)
+    assert "strategy big 2024-05-31: refused: weights above" in failure
+    successes = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"]
+    assert "rebalance_strategy[lin]" in successes
+    refs = {p["orderRef"] for p in gateway.placed}
+    assert len(refs) == 5 and all(r.startswith("qp:lin:20240531:") for r in refs)
+    # the CLI: big refused again, lin (already sent) sends nothing more, the exit status is 1
+    args = ["--config", cfg, "live", "rebalance", "--execute", "--session", "2024-05-31"]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1 and "1 of 2 strategies failed: big" in out.output, out.output
+    assert "lin, session 2024-05-31: orders" in out.output
+    assert len(gateway.placed) == 5
+    refused = Journal(data / "lake").read("events")
+    assert list(refused.loc[refused["event"] == "refused", "strategy"]) == ["big", "big"]
+
+
+def test_orders_rejected_at_the_broker_fail_that_strategy_only(project, tmp_path, monkeypatch):
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    # ivol (first by name) buys S0015 on 2024-05-31, lin does not: the broker rejects it
+    table = project.lake.read("signals_ivol")
+    ivol = table.loc[(table["date"] == "2024-05-31") & (table["target_weight"] > 0), "symbol"]
+    assert "S0015" in set(ivol)
+    fake = fake_gateway(project, reject_symbols=["S0015"])
+    with fake:
+        cfg = yaml.safe_load((project.root.parent / "c.yaml").read_text())
+        cfg["strategies"] = {k: STRATEGIES[k] for k in ("ivol", "lin")}
+        cfg["live"] = {**cfg["live"], "broker": "ib", "port": fake.port, "client_id": 21}
+        path = str(write_config(tmp_path / "reject.yaml", cfg))
+        args = ["--config", path, "live", "rebalance", "--execute", "--session", "2024-05-31"]
+        out = CliRunner().invoke(cli, args)
+    assert fake.failures == []
+    assert out.exit_code == 1, out.output
+    assert "failed: 1 of 5 orders not accepted: S0015 rejected" in out.output
+    assert "1 of 2 strategies failed: ivol" in out.output
+    lin = {p["orderRef"] for p in fake.placed if p["orderRef"].startswith("qp:lin:")}
+    assert len(lin) == 5  # lin, after ivol's failure, sent all its orders
+    events = Journal(data / "lake").read("events")
+    failed = events.loc[events["event"] == "failed"]
+    assert list(failed["strategy"]) == ["ivol"] and "S0015 rejected" in failed["detail"].iloc[0]

@@ -163,3 +163,25 @@ def test_resume_starts_from_the_last_rebalance_and_drops_delisted_names(tmp_path
         assert out.mode == "active"
         assert out.targets["A"] == 0.6 and np.isnan(out.targets["B"])
         assert out.events["reason"].tolist() == ["cool-down of 1 session over: resume"]
+
+
+def test_a_dry_run_decides_the_same_and_saves_nothing(tmp_path):
+    breaker = CircuitBreaker(reduce_drawdown=0.1, halt_drawdown=0.5, max_daily_loss=None)
+    book = RiskBook(tmp_path, "s", StopLoss(0.15), breaker)
+    pos = held(A=(10, 100.0))
+    targets = pd.Series({"A": 0.5})
+    book.apply(D1, targets, pos, pd.Series({"A": 100.0}), 1e4)  # saved: peak NAV 10,000
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert files  # the real run saved its state
+    # D2: A at 84 hits the stop (84 <= 85), NAV 8,900 is 11% below the peak: reducing
+    dry = book.apply(D2, targets, pos, pd.Series({"A": 84.0}), 8_900.0, save=False)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+    assert dry.mode == "reducing" and dry.targets["A"] == 0.0
+    assert set(dry.events["rule"]) == {"stop_loss", "circuit_breaker"}
+    # an earlier session after the dry run: the state was never moved past D1
+    book.apply(D1, targets, pos, pd.Series({"A": 100.0}), 1e4, save=False)
+    real = book.apply(D2, targets, pos, pd.Series({"A": 84.0}), 8_900.0)
+    pd.testing.assert_series_equal(real.targets, dry.targets)
+    pd.testing.assert_frame_equal(real.events, dry.events)
+    with pytest.raises(RiskStateAhead, match="already at session 2024-01-03"):
+        book.apply(D1, targets, pos, pd.Series({"A": 100.0}), 1e4, save=False)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qpipe.calendars import TradingCalendar
-from qpipe.strategies.schedule import rebalance_mask
+from qpipe.strategies.schedule import next_rebalance, rebalance_mask
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +225,44 @@ def test_non_contiguous_sessions_use_the_calendar_next_session(xnys: TradingCale
     dates = days("2024-03-27", "2024-05-31", "2024-11-27", "2024-11-29")
     np.testing.assert_array_equal(rebalance_mask(dates, "monthly", xnys), [F, T, F, T])
     np.testing.assert_array_equal(rebalance_mask(dates, "weekly", xnys), [F, T, F, T])
+
+
+def test_next_rebalance_by_hand(xnys):
+    # 2024-05-21 is a Tuesday: the week ends Friday 05-24, May ends Friday 05-31; the week of
+    # Memorial Day (05-27, closed) ends 05-31; Good Friday 2024-03-29 is closed: March ends
+    # Thursday 03-28, as does that week.
+    cases = {
+        ("2024-05-21", "daily"): "2024-05-21",
+        ("2024-05-21", "weekly"): "2024-05-24",
+        ("2024-05-21", "monthly"): "2024-05-31",
+        ("2024-05-28", "weekly"): "2024-05-31",
+        ("2024-05-24", "weekly"): "2024-05-24",
+        ("2024-03-25", "weekly"): "2024-03-28",
+        ("2024-03-01", "monthly"): "2024-03-28",
+    }
+    for (day, frequency), want in cases.items():
+        assert next_rebalance(day, frequency, xnys) == pd.Timestamp(want), (day, frequency)
+
+
+def test_next_rebalance_at_the_calendar_end():
+    cal = TradingCalendar("XNYS", "2020-12-01")
+    last = pd.Timestamp(cal.end)
+    assert next_rebalance(last, "daily", cal) == last
+    assert next_rebalance(last, "monthly", cal) is None  # its month's end cannot be told
+
+
+@settings(max_examples=60, deadline=None)
+@given(offset=st.integers(0, 900), frequency=st.sampled_from(["daily", "weekly", "monthly"]))
+def test_next_rebalance_is_the_first_period_end(xnys, offset, frequency):
+    sessions = xnys.sessions("2021-01-04", "2024-12-31")
+    session = sessions[offset]
+
+    def period(day):  # the week (ISO year and week) or the month of a date
+        if frequency == "weekly":
+            return tuple(day.isocalendar())[:2]
+        return (day.year, day.month) if frequency == "monthly" else day
+
+    i = offset
+    while period(sessions[i + 1]) == period(sessions[i]):  # walk to the period's last session
+        i += 1
+    assert next_rebalance(session, frequency, xnys) == pd.Timestamp(sessions[i])
