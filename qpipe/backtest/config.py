@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
+from qpipe.rulebook.costs import CostModel
 
 FillMode = Literal["next_open", "next_close", "close"]
 
@@ -51,3 +52,8 @@ class BacktestConfig(BaseModel):
     @property
     def slippage_rate(self) -> float:
         return self.slippage_bps / 1e4
+
+    @property
+    def costs(self) -> CostModel:
+        """The cost model of these settings (the live trader sizes its orders with it)."""
+        return CostModel(self.commission_rate, self.min_commission, self.slippage_rate)

@@ -50,15 +50,21 @@ _FILL, _PARTICIPATION, _SIZING = range(3)  # then the sizing parameters (sz.PARA
 _jit = nb.njit(cache=True, nogil=True)
 
 
-def params(config: BacktestConfig) -> np.ndarray:
+def params(
+    config: BacktestConfig, *, min_trade_value: float = 0.0, cash_buffer: float = 0.0
+) -> np.ndarray:
     """``config`` as the flat array the steps read: the fill mode, the participation cap
-    (0 = none), then :func:`qpipe.rulebook.sizing.sizing_params` (lot size 0 = fractional)."""
+    (0 = none), then :func:`qpipe.rulebook.sizing.sizing_params` (lot size 0 = fractional;
+    ``min_trade_value`` in currency and ``cash_buffer`` a fraction of the sizing value, both 0
+    by default: no minimum, no buffer)."""
     head = np.array([FILL_MODES.index(config.fill), config.participation or 0.0])
     sizing = sz.sizing_params(
         rate=config.commission_rate,
         minimum=config.min_commission,
         slippage=config.slippage_rate,
         lot=config.lot_size,
+        min_trade_value=min_trade_value,
+        cash_buffer=cash_buffer,
     )
     return np.concatenate([head, sizing])
 

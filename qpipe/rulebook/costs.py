@@ -4,7 +4,20 @@ steps and from :mod:`qpipe.rulebook.sizing`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numba as nb
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """The cost model of a fill: ``commission_rate`` and ``slippage_rate`` are fractions of
+    the notional (10 bp = 0.001), ``min_commission`` the least fee of an order (currency).
+    The backtest's ``commission_bps``, ``slippage_bps`` and ``min_commission`` give it."""
+
+    commission_rate: float = 0.0
+    min_commission: float = 0.0
+    slippage_rate: float = 0.0
 
 
 @nb.njit(cache=True, nogil=True)
