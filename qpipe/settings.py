@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
@@ -394,6 +395,13 @@ class BacktestSettings(StrictModel):
     """Alias of ``limits.lot_size`` (set to it at load)."""
     initial_cash: float = Field(1_000_000.0, gt=0)
     benchmark: str = "equal_weight"
+    _sizing: tuple[float, float] = PrivateAttr((0.0, 0.0))
+
+    @property
+    def sizing_limits(self) -> tuple[float, float]:
+        """``(min_trade_value, cash_buffer)`` of ``limits:``, which the backtest sizes its
+        orders with as live does (set at load; none for a section built on its own)."""
+        return self._sizing
 
 
 class LimitsConfig(StrictModel):
@@ -484,6 +492,7 @@ class Settings(StrictModel):
                     )
                 setattr(self.limits, key, value)
             setattr(sub, old, getattr(self.limits, key))
+        self.backtest._sizing = (self.limits.min_trade_value, self.limits.cash_buffer)
         return self
 
     @model_validator(mode="after")

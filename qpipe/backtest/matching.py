@@ -19,8 +19,9 @@ The arrays, grouped in tuples:
 - ``out``: ``cash, nav`` (per session), ``positions`` (sessions x symbols), ``daily``
   (sessions x :data:`DAILY_COLUMNS`: traded notional, fees, slippage, buy shortfall,
   unfilled notional (participation cap), dividends, ``skipped`` notional (fee above the
-  order's value), ``unpriced`` orders (no fill price), and the positions' net and gross
-  value at the marks, from which NAV and exposure both come).
+  order's value, or the order below the minimum trade value), ``unpriced`` orders (no fill
+  price), and the positions' net and gross value at the marks, from which NAV and exposure
+  both come).
 - ``ledger``: one row per fill (:data:`LEDGER_COLUMNS`), ``count`` (``[rows used]``).
 - ``params``: see :func:`params`.
 """
@@ -50,21 +51,17 @@ _FILL, _PARTICIPATION, _SIZING = range(3)  # then the sizing parameters (sz.PARA
 _jit = nb.njit(cache=True, nogil=True)
 
 
-def params(
-    config: BacktestConfig, *, min_trade_value: float = 0.0, cash_buffer: float = 0.0
-) -> np.ndarray:
+def params(config: BacktestConfig) -> np.ndarray:
     """``config`` as the flat array the steps read: the fill mode, the participation cap
-    (0 = none), then :func:`qpipe.rulebook.sizing.sizing_params` (lot size 0 = fractional;
-    ``min_trade_value`` in currency and ``cash_buffer`` a fraction of the sizing value, both 0
-    by default: no minimum, no buffer)."""
+    (0 = none), then :func:`qpipe.rulebook.sizing.sizing_params` (lot size 0 = fractional)."""
     head = np.array([FILL_MODES.index(config.fill), config.participation or 0.0])
     sizing = sz.sizing_params(
         rate=config.commission_rate,
         minimum=config.min_commission,
         slippage=config.slippage_rate,
         lot=config.lot_size,
-        min_trade_value=min_trade_value,
-        cash_buffer=cash_buffer,
+        min_trade_value=config.min_trade_value,
+        cash_buffer=config.cash_buffer,
     )
     return np.concatenate([head, sizing])
 
@@ -169,7 +166,7 @@ def execute(
         bought = 0.0
         for i in range(n):
             if out[i, sz.ORDER] > 0.0:
-                if status[i] != sz.FEE:  # one not worth its fee in full is not short of cash
+                if status[i] != sz.FEE and status[i] != sz.SMALL:  # not short of cash
                     wanted += out[i, sz.ORDER] * out[i, sz.PRICE]
                 if status[i] == sz.TRADED_:
                     bought += out[i, sz.TRADED] * out[i, sz.PRICE]
@@ -184,8 +181,9 @@ def _book(
     qty: np.ndarray, fill_px: np.ndarray, ledger: np.ndarray, count: np.ndarray,
     daily: np.ndarray,
 ) -> None:  # fmt: skip
-    """Book name ``i``'s sized order: its fill, or its notional ``skipped`` (fee above it)."""
-    if status[i] == sz.FEE:
+    """Book name ``i``'s sized order: its fill, or its notional ``skipped`` (fee above it,
+    or below the minimum trade value)."""
+    if status[i] == sz.FEE or status[i] == sz.SMALL:
         daily[t, SKIPPED] += abs(out[i, sz.ORDER]) * out[i, sz.PRICE]
     elif status[i] == sz.TRADED_:
         d, px = out[i, sz.TRADED], out[i, sz.PRICE]

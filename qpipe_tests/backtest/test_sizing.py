@@ -9,6 +9,8 @@ import pytest
 
 from qpipe.backtest import matching as m
 from qpipe.backtest.config import BacktestConfig
+from qpipe.backtest.runner import engine_config
+from qpipe.settings import parse_settings
 from qpipe_tests.sizing_cases import CASES, SizingCase
 
 
@@ -35,8 +37,10 @@ def run_execute(case: SizingCase) -> tuple[dict[str, float], float, np.ndarray]:
         min_commission=case.min_commission,
         slippage_bps=case.slippage_rate * 1e4,
         lot_size=case.lot_size,
+        min_trade_value=case.min_trade_value,
+        cash_buffer=case.cash_buffer,
     )
-    params = m.params(cfg, min_trade_value=case.min_trade_value, cash_buffer=case.cash_buffer)
+    params = m.params(cfg)
     reason = np.zeros(n, dtype=np.int64)
     m.execute(0, target, reason, price, market, book, daily, ledger, count, params)
     traded = {s: float(q - h) for s, q, h in zip(symbols, qty, held, strict=True) if q != h}
@@ -58,3 +62,11 @@ def test_engine_minimum_trade_value_and_buffer_apply() -> None:
     plain = SizingCase(**{**case.__dict__, "min_trade_value": 0.0, "cash_buffer": 0.0})
     traded, _, _ = run_execute(plain)
     assert traded == {"A": 7_142.0, "C": 52.0}  # 50,000 / 7 = 7,142.9; 10,000 / 10.5 = 952.4
+
+
+def test_the_backtest_reads_the_sizing_limits_of_the_settings() -> None:
+    raw = {"limits": {"min_trade_value": 25.0, "cash_buffer": 0.02, "lot_size": 10}}
+    cfg = engine_config(parse_settings(raw).backtest)
+    assert (cfg.min_trade_value, cfg.cash_buffer, cfg.lot_size) == (25.0, 0.02, 10.0)
+    plain = engine_config(parse_settings({}).backtest)
+    assert (plain.min_trade_value, plain.cash_buffer, plain.lot_size) == (0.0, 0.0, None)
