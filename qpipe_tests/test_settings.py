@@ -17,16 +17,21 @@ def test_packaged_default_is_valid_and_complete():
 
 def test_default_file_matches_model_defaults():
     # The YAML documents the defaults: it must say the same as the models, except that it
-    # ships example strategies (a file of its own has none unless it declares them) and starts
-    # the demo's partitions in 2019 (a file of its own starts at its source's first session).
+    # ships example strategies (a file of its own has none unless it declares them), starts
+    # the demo's partitions in 2019 (a file of its own starts at its source's first session)
+    # and caps an order at the paper account's 1,000,000 (a file of its own: 100,000).
     default = load_settings(DEFAULT_CONFIG)
     assert set(default.strategies) == {"multi_factor", "etf_rotation"}
     assert default.calendar.start == dt.date(2019, 1, 2)
+    assert default.limits.max_order_notional == default.backtest.initial_cash == 1_000_000
     assert parse_settings({}).strategies == {}
     assert parse_settings({}).calendar.start is None
-    model = default.model_copy(
-        update={"strategies": {}, "calendar": default.calendar.model_copy(update={"start": None})}
-    )
+    model = parse_settings({
+        **default.model_dump(mode="json"), "strategies": {},
+        "calendar": {**default.calendar.model_dump(mode="json"), "start": None},
+        "limits": {**default.limits.model_dump(mode="json"), "max_order_notional": 100_000},
+        "live": {**default.live.model_dump(mode="json"), "max_order_notional": 100_000},
+    })  # fmt: skip
     assert model == parse_settings({})
 
 
