@@ -476,6 +476,12 @@ class Settings(StrictModel):
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     live: LiveConfig = Field(default_factory=LiveConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    _limit_keys: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def limit_key(self, key: str) -> str:
+        """How the file names the limit ``key``: ``limits.<key>``, or the older key given
+        in its place (an error message names the key the user wrote)."""
+        return self._limit_keys.get(key, f"limits.{key}")
 
     @model_validator(mode="after")
     def _one_set_of_limits(self) -> Settings:
@@ -485,6 +491,8 @@ class Settings(StrictModel):
             sub = getattr(self, section)
             if old in sub.model_fields_set and getattr(sub, old) is not None:
                 value = getattr(sub, old)
+                if key not in self.limits.model_fields_set:
+                    self._limit_keys[key] = f"{section}.{old}"
                 if key in self.limits.model_fields_set and getattr(self.limits, key) != value:
                     raise ValueError(
                         f"limits.{key} ({getattr(self.limits, key)}) and {section}.{old} "
@@ -523,7 +531,7 @@ class Settings(StrictModel):
                 gross, gross_why = 1.0, f"strategies.{name}.kind (rotation: fully invested)"
             if weight > limits.max_weight + 1e-12:
                 raise ValueError(
-                    f"strategy {name}: {why} can exceed limits.max_weight "
+                    f"strategy {name}: {why} can exceed {self.limit_key('max_weight')} "
                     f"({limits.max_weight}); every such rebalance would be refused live"
                 )
             if gross > limits.max_gross + 1e-12:

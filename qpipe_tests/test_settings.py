@@ -211,8 +211,8 @@ def test_strategies_within_the_limits_load():
         "live": {"max_weight": 0.34},
     })  # fmt: skip
     assert fits.limits.max_weight == 0.34
-    # the older key is the limit a strategy must fit too
-    with pytest.raises(ConfigError, match=r"limits\.max_weight \(0\.2\)"):
+    # the older key is the limit a strategy must fit too, and the message names it
+    with pytest.raises(ConfigError, match=r"can exceed live\.max_weight \(0\.2\)"):
         parse_settings({"strategies": {"s": ROTATION}, "live": {"max_weight": 0.2}})
     default = load_settings(DEFAULT_CONFIG)  # the packaged strategies fit the packaged limits
     assert default.limits.max_weight == 1.0
