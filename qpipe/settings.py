@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
@@ -391,8 +392,55 @@ class BacktestSettings(StrictModel):
     slippage_bps: float = Field(5.0, ge=0)
     participation: float | None = Field(None, gt=0, le=1)
     lot_size: float | None = Field(None, gt=0)
+    """Alias of ``limits.lot_size`` (set to it at load)."""
     initial_cash: float = Field(1_000_000.0, gt=0)
     benchmark: str = "equal_weight"
+    _sizing: tuple[float, float] = PrivateAttr((0.0, 0.0))
+
+    @property
+    def sizing_limits(self) -> tuple[float, float]:
+        """``(min_trade_value, cash_buffer)`` of ``limits:``, which the backtest sizes its
+        orders with as live does (set at load; none for a section built on its own)."""
+        return self._sizing
+
+
+class LimitsConfig(StrictModel):
+    """Pre-trade limits, configured once (``limits:``): the live trader refuses a rebalance
+    that breaks one, and sizes its orders with the sizing ones
+    (:mod:`qpipe.rulebook.sizing`).
+
+    - ``max_weight``: the largest absolute target weight of one name (fraction of the
+      sizing value). Alias: ``live.max_weight``.
+    - ``max_gross``: the largest sum of absolute target weights.
+    - ``max_turnover``: the largest traded notional of one rebalance, as a multiple of the
+      net liquidation value (2 = sell everything and buy it all back).
+    - ``max_order_notional``: the largest notional of one order (currency). Alias:
+      ``live.max_order_notional``.
+    - ``min_trade_value``: an order worth less (currency, at its expected fill price) is not
+      made.
+    - ``lot_size``: whole lots of this many shares; null: fractional shares in the backtest,
+      whole shares (lots of 1) live. Alias: ``backtest.lot_size``.
+    - ``cash_buffer``: a fraction of the sizing value kept in cash: out of the targets, and
+      out of the cash the buys may spend.
+
+    A strategy whose construction can hold a name above ``max_weight`` or a gross above
+    ``max_gross`` is an error at load naming both keys."""
+
+    max_weight: float = Field(1.0, gt=0, le=1)
+    max_gross: float = Field(1.0, gt=0, le=1)
+    max_turnover: float = Field(2.0, gt=0)
+    max_order_notional: float = Field(100_000.0, gt=0)
+    min_trade_value: float = Field(0.0, ge=0)
+    lot_size: float | None = Field(None, gt=0)
+    cash_buffer: float = Field(0.0, ge=0, lt=1)
+
+
+_LIMIT_ALIASES = (
+    ("lot_size", "backtest", "lot_size"),
+    ("max_weight", "live", "max_weight"),
+    ("max_order_notional", "live", "max_order_notional"),
+)
+"""(``limits`` key, section, key of that section): the older keys, kept as aliases."""
 
 
 class LiveConfig(StrictModel):
@@ -408,8 +456,10 @@ class LiveConfig(StrictModel):
     """IB market data: 1 live, 2 frozen, 3 delayed, 4 delayed frozen."""
     allow_live_ports: bool = False
     accounts: list[str] = Field(default_factory=list)
-    max_order_notional: float = Field(100_000.0, gt=0)
-    max_weight: float = Field(0.2, gt=0, le=1)
+    max_order_notional: float | None = Field(None, gt=0)
+    """Alias of ``limits.max_order_notional`` (set to it at load)."""
+    max_weight: float | None = Field(None, gt=0, le=1)
+    """Alias of ``limits.max_weight`` (set to it at load)."""
     minutes_before_close: int = Field(20, ge=15, le=120)
     """When the rebalance runs; at least 15: IB wants market-on-close orders in 15 minutes
     before the close (NYSE takes them until 10 minutes before, no cancel after)."""
@@ -425,6 +475,71 @@ class Settings(StrictModel):
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
     backtest: BacktestSettings = Field(default_factory=BacktestSettings)
     live: LiveConfig = Field(default_factory=LiveConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    _limit_keys: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def limit_key(self, key: str) -> str:
+        """How the file names the limit ``key``: ``limits.<key>``, or the older key given
+        in its place (an error message names the key the user wrote)."""
+        return self._limit_keys.get(key, f"limits.{key}")
+
+    @model_validator(mode="after")
+    def _one_set_of_limits(self) -> Settings:
+        """The older keys are aliases of ``limits``: one given sets the limit, both given
+        must agree; after this, both hold the limit."""
+        for key, section, old in _LIMIT_ALIASES:
+            sub = getattr(self, section)
+            if old in sub.model_fields_set and getattr(sub, old) is not None:
+                value = getattr(sub, old)
+                if key not in self.limits.model_fields_set:
+                    self._limit_keys[key] = f"{section}.{old}"
+                if key in self.limits.model_fields_set and getattr(self.limits, key) != value:
+                    raise ValueError(
+                        f"limits.{key} ({getattr(self.limits, key)}) and {section}.{old} "
+                        f"({value}) disagree: give one ({section}.{old} is its older name)"
+                    )
+                setattr(self.limits, key, value)
+            setattr(sub, old, getattr(self.limits, key))
+        self.backtest._sizing = (self.limits.min_trade_value, self.limits.cash_buffer)
+        return self
+
+    @model_validator(mode="after")
+    def _strategies_fit_the_limits(self) -> Settings:
+        """A strategy whose construction can hold one name above ``limits.max_weight`` or a
+        gross above ``limits.max_gross`` would be refused live: an error at load."""
+        limits = self.limits
+        for name, strategy in self.strategies.items():
+            key = f"strategies.{name}.params"
+            p = strategy.params
+            if isinstance(p, LinearParams):
+                if p.max_weight is not None:
+                    weight, why = p.max_weight, f"{key}.max_weight ({p.max_weight})"
+                else:
+                    weight = p.max_gross
+                    why = (f"{key}.max_weight (not set: one name can take the gross "
+                           f"{p.max_gross})")  # fmt: skip
+                gross, gross_why = p.max_gross, f"{key}.max_gross ({p.max_gross})"
+            else:
+                ranked = len([s for s in p.symbols if s != p.defensive])
+                if p.defensive is not None:
+                    weight = 1.0
+                    why = (f"{key}.defensive ({p.defensive}: it takes every slot whose ETF is "
+                           "weak, up to the whole book)")  # fmt: skip
+                else:
+                    weight = 1.0 / max(1, min(p.top_k, ranked))
+                    why = f"{key}.top_k ({p.top_k}: equal weights of {weight:.4f})"
+                gross, gross_why = 1.0, f"strategies.{name}.kind (rotation: fully invested)"
+            if weight > limits.max_weight + 1e-12:
+                raise ValueError(
+                    f"strategy {name}: {why} can exceed {self.limit_key('max_weight')} "
+                    f"({limits.max_weight}); every such rebalance would be refused live"
+                )
+            if gross > limits.max_gross + 1e-12:
+                raise ValueError(
+                    f"strategy {name}: {gross_why} can exceed limits.max_gross "
+                    f"({limits.max_gross}); every such rebalance would be refused live"
+                )
+        return self
 
     @field_validator("strategies")
     @classmethod

@@ -17,16 +17,21 @@ def test_packaged_default_is_valid_and_complete():
 
 def test_default_file_matches_model_defaults():
     # The YAML documents the defaults: it must say the same as the models, except that it
-    # ships example strategies (a file of its own has none unless it declares them) and starts
-    # the demo's partitions in 2019 (a file of its own starts at its source's first session).
+    # ships example strategies (a file of its own has none unless it declares them), starts
+    # the demo's partitions in 2019 (a file of its own starts at its source's first session)
+    # and caps an order at the paper account's 1,000,000 (a file of its own: 100,000).
     default = load_settings(DEFAULT_CONFIG)
     assert set(default.strategies) == {"multi_factor", "etf_rotation"}
     assert default.calendar.start == dt.date(2019, 1, 2)
+    assert default.limits.max_order_notional == default.backtest.initial_cash == 1_000_000
     assert parse_settings({}).strategies == {}
     assert parse_settings({}).calendar.start is None
-    model = default.model_copy(
-        update={"strategies": {}, "calendar": default.calendar.model_copy(update={"start": None})}
-    )
+    model = parse_settings({
+        **default.model_dump(mode="json"), "strategies": {},
+        "calendar": {**default.calendar.model_dump(mode="json"), "start": None},
+        "limits": {**default.limits.model_dump(mode="json"), "max_order_notional": 100_000},
+        "live": {**default.live.model_dump(mode="json"), "max_order_notional": 100_000},
+    })  # fmt: skip
     assert model == parse_settings({})
 
 
@@ -144,3 +149,70 @@ def test_actions_and_instruments_paths_resolve_against_the_config(tmp_path):
     assert files.actions == tmp_path / "meta" / "actions.csv"
     assert files.instruments == Path("/abs/instruments.parquet")
     assert files.columns.delisted is None
+
+
+ROTATION = {"kind": "rotation", "params": {"symbols": ["A", "B", "C", "D"], "top_k": 3}}
+LINEAR = {"kind": "linear", "params": {"factors": {"mom": 1.0}, "top_k": 20}}
+
+
+def test_limits_default_and_the_older_keys_are_aliases():
+    s = parse_settings({})
+    assert (s.limits.max_weight, s.limits.max_gross, s.limits.max_turnover) == (1.0, 1.0, 2.0)
+    assert (s.limits.max_order_notional, s.limits.lot_size, s.limits.cash_buffer) == (
+        100_000.0, None, 0.0,
+    )  # fmt: skip
+    live = {"max_weight": 0.5, "max_order_notional": 5e5}
+    old = parse_settings({"backtest": {"lot_size": 10}, "live": live})
+    assert (old.limits.lot_size, old.limits.max_weight, old.limits.max_order_notional) == (
+        10, 0.5, 5e5,
+    )  # fmt: skip
+    new = parse_settings({"limits": {"lot_size": 10, "max_weight": 0.5}})
+    assert (new.backtest.lot_size, new.live.max_weight, new.live.max_order_notional) == (
+        10, 0.5, 100_000.0,
+    )  # fmt: skip
+    assert parse_settings(new.model_dump(mode="json")) == new
+
+
+def test_limits_and_their_older_keys_must_agree():
+    with pytest.raises(ConfigError, match=r"limits\.lot_size \(5\.0\) and backtest\.lot_size"):
+        parse_settings({"limits": {"lot_size": 5}, "backtest": {"lot_size": 10}})
+    both = parse_settings({"limits": {"max_weight": 0.3}, "live": {"max_weight": 0.3}})
+    assert both.limits.max_weight == 0.3
+
+
+@pytest.mark.parametrize(
+    ("strategy", "limits", "message"),
+    [
+        # 1/3 each vs a 0.2 per-name limit: refused live on every rebalance
+        (ROTATION, {"max_weight": 0.2},
+         r"strategies\.s\.params\.top_k \(3: equal weights of 0\.3333\) can exceed "
+         r"limits\.max_weight \(0\.2\)"),
+        ({"kind": "rotation", "params": {**ROTATION["params"], "defensive": "D"}},
+         {"max_weight": 0.5}, r"strategies\.s\.params\.defensive \(D: .*limits\.max_weight"),
+        ({"kind": "linear", "params": {**LINEAR["params"], "max_weight": 0.3}},
+         {"max_weight": 0.2}, r"strategies\.s\.params\.max_weight \(0\.3\) can exceed "
+         r"limits\.max_weight \(0\.2\)"),
+        (LINEAR, {"max_weight": 0.2}, r"strategies\.s\.params\.max_weight \(not set"),
+        ({"kind": "linear", "params": {**LINEAR["params"], "max_weight": 0.1}},
+         {"max_gross": 0.8}, r"strategies\.s\.params\.max_gross \(1\.0\) can exceed "
+         r"limits\.max_gross \(0\.8\)"),
+        (ROTATION, {"max_gross": 0.9}, r"strategies\.s\.kind \(rotation.*limits\.max_gross"),
+    ],
+)  # fmt: skip
+def test_a_strategy_that_can_exceed_a_limit_is_refused_at_load(strategy, limits, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_settings({"strategies": {"s": strategy}, "limits": limits})
+
+
+def test_strategies_within_the_limits_load():
+    fits = parse_settings({
+        "strategies": {"s": ROTATION,
+                       "t": {"kind": "linear", "params": {**LINEAR["params"], "max_weight": 0.3}}},
+        "live": {"max_weight": 0.34},
+    })  # fmt: skip
+    assert fits.limits.max_weight == 0.34
+    # the older key is the limit a strategy must fit too, and the message names it
+    with pytest.raises(ConfigError, match=r"can exceed live\.max_weight \(0\.2\)"):
+        parse_settings({"strategies": {"s": ROTATION}, "live": {"max_weight": 0.2}})
+    default = load_settings(DEFAULT_CONFIG)  # the packaged strategies fit the packaged limits
+    assert default.limits.max_weight == 1.0

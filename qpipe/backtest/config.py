@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
+from qpipe.rulebook.costs import CostModel
 
 FillMode = Literal["next_open", "next_close", "close"]
 
@@ -27,6 +28,10 @@ class BacktestConfig(BaseModel):
       ``close``), in post-split shares on an ex-date. No volume there (a halt, or the first
       session of a ``close`` backtest) means no room. The rest is reported unfilled.
     - ``lot_size``: whole lots of this many shares (None: fractional shares).
+    - ``min_trade_value``: an order worth less at its fill price is not made (currency;
+      reported ``skipped``); ``cash_buffer``: a fraction of the portfolio kept in cash (out
+      of the targets and out of what the buys may spend). The sizing is
+      :mod:`qpipe.rulebook.sizing`, the live trader's.
     - ``initial_cash``: the starting portfolio, all cash.
     - ``periods_per_year``: sessions per year that annualise the result's metrics (the
       calendar's :attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`; the runner
@@ -41,6 +46,8 @@ class BacktestConfig(BaseModel):
     slippage_bps: float = Field(0.0, ge=0)
     participation: float | None = Field(None, gt=0, le=1)
     lot_size: float | None = Field(None, gt=0)
+    min_trade_value: float = Field(0.0, ge=0)
+    cash_buffer: float = Field(0.0, ge=0, lt=1)
     initial_cash: float = Field(1_000_000.0, gt=0)
     periods_per_year: float = Field(DEFAULT_SESSIONS_PER_YEAR, gt=0)
 
@@ -51,3 +58,8 @@ class BacktestConfig(BaseModel):
     @property
     def slippage_rate(self) -> float:
         return self.slippage_bps / 1e4
+
+    @property
+    def costs(self) -> CostModel:
+        """The cost model of these settings (the live trader sizes its orders with it)."""
+        return CostModel(self.commission_rate, self.min_commission, self.slippage_rate)

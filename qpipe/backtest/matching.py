@@ -19,8 +19,9 @@ The arrays, grouped in tuples:
 - ``out``: ``cash, nav`` (per session), ``positions`` (sessions x symbols), ``daily``
   (sessions x :data:`DAILY_COLUMNS`: traded notional, fees, slippage, buy shortfall,
   unfilled notional (participation cap), dividends, ``skipped`` notional (fee above the
-  order's value), ``unpriced`` orders (no fill price), and the positions' net and gross
-  value at the marks, from which NAV and exposure both come).
+  order's value, or the order below the minimum trade value), ``unpriced`` orders (no fill
+  price), and the positions' net and gross value at the marks, from which NAV and exposure
+  both come).
 - ``ledger``: one row per fill (:data:`LEDGER_COLUMNS`), ``count`` (``[rows used]``).
 - ``params``: see :func:`params`.
 """
@@ -31,7 +32,7 @@ import numba as nb
 import numpy as np
 
 from qpipe.backtest.config import BacktestConfig
-from qpipe.backtest.costs import commission, fill_price, worth_its_fee
+from qpipe.rulebook import sizing as sz
 
 DAILY_COLUMNS = (
     "traded", "fees", "slippage", "shortfall", "unfilled", "dividends", "skipped", "unpriced",
@@ -45,24 +46,24 @@ REBALANCE, STOP, BREAKER, DELIST = range(len(REASONS))
 CASH, PENDING = 0, 1
 FILL_MODES = ("next_open", "next_close", "close")
 NEXT_OPEN, NEXT_CLOSE, CLOSE = range(len(FILL_MODES))
-_FILL, _RATE, _MINIMUM, _SLIPPAGE, _PARTICIPATION, _LOT = range(6)
+_FILL, _PARTICIPATION, _SIZING = range(3)  # then the sizing parameters (sz.PARAMS)
 
 _jit = nb.njit(cache=True, nogil=True)
 
 
 def params(config: BacktestConfig) -> np.ndarray:
-    """``config`` as the flat array the steps read (participation and lot size 0 = none)."""
-    return np.array(
-        [
-            FILL_MODES.index(config.fill),
-            config.commission_rate,
-            config.min_commission,
-            config.slippage_rate,
-            config.participation or 0.0,
-            config.lot_size or 0.0,
-        ],
-        dtype=np.float64,
+    """``config`` as the flat array the steps read: the fill mode, the participation cap
+    (0 = none), then :func:`qpipe.rulebook.sizing.sizing_params` (lot size 0 = fractional)."""
+    head = np.array([FILL_MODES.index(config.fill), config.participation or 0.0])
+    sizing = sz.sizing_params(
+        rate=config.commission_rate,
+        minimum=config.min_commission,
+        slippage=config.slippage_rate,
+        lot=config.lot_size,
+        min_trade_value=config.min_trade_value,
+        cash_buffer=config.cash_buffer,
     )
+    return np.concatenate([head, sizing])
 
 
 @_jit
@@ -100,68 +101,6 @@ def _record(
 
 
 @_jit
-def _left(size: np.ndarray, px: np.ndarray, cash: float, rate: float, minimum: float) -> float:
-    """The cash left after buying ``size`` at ``px`` (none of a buy whose fee would exceed
-    its notional), subtracted in the order and with the arithmetic of the buys themselves:
-    when it is not negative, the cash pays for them exactly."""
-    for k in range(size.shape[0]):
-        if size[k] > 0.0:
-            notional = size[k] * px[k]
-            fee = commission(notional, rate, minimum)
-            if worth_its_fee(notional, fee):
-                cash -= notional + fee
-    return cash
-
-
-@_jit
-def _scaled(size: np.ndarray, factor: float, lot: float, out: np.ndarray) -> np.ndarray:
-    """``size x factor`` into ``out``, truncated toward zero to whole lots when ``lot > 0``."""
-    for k in range(size.shape[0]):
-        out[k] = size[k] * factor
-        if lot > 0.0:
-            out[k] = np.trunc(out[k] / lot) * lot
-    return out
-
-
-@_jit
-def _affordable(
-    size: np.ndarray, px: np.ndarray, cash: float, rate: float, minimum: float, lot: float
-) -> np.ndarray:
-    """``size`` when the cash pays for it, else ``size`` scaled down by the largest common
-    factor ``k < 1`` (then truncated to whole lots) whose buys the cash pays for; a buy whose
-    fee would exceed its scaled notional costs nothing (it is not made)."""
-    if _left(size, px, cash, rate, minimum) >= 0.0:
-        return size
-    trial = np.empty_like(size)
-    if lot == 0.0 and minimum == 0.0:
-        # Proportional fees: the cost is linear in k; the closed form, nudged down until the
-        # buys' own arithmetic leaves no negative cash.
-        cost = -_left(size, px, 0.0, rate, minimum)
-        if cost <= 0.0 or cash <= 0.0:
-            return np.zeros_like(size)
-        scale = cash / cost
-        for _ in range(60):
-            over = -_left(_scaled(size, scale, 0.0, trial), px, cash, rate, minimum)
-            if over <= 0.0:
-                return trial
-            scale *= max(0.0, 1.0 - over / max(cash + over, 1e-300) - 1e-12)
-        return np.zeros_like(size)
-    # Whole lots or a minimum fee: the cost of the scaled buys is a step function that never
-    # falls as k grows (truncation; a buy starts once it is worth its fee), so the largest k
-    # is found by bisection, to the last float.
-    lo, hi = 0.0, 1.0
-    for _ in range(1100):
-        mid = 0.5 * (lo + hi)
-        if mid <= lo or mid >= hi:
-            break
-        if _left(_scaled(size, mid, lot, trial), px, cash, rate, minimum) >= 0.0:
-            lo = mid
-        else:
-            hi = mid
-    return _scaled(size, lo, lot, trial)
-
-
-@_jit
 def _known_volume(
     t: int, i: int, volume: np.ndarray, split: np.ndarray, has_actions: np.ndarray
 ) -> float:
@@ -183,91 +122,74 @@ def execute(
     t: int, target: np.ndarray, reason: np.ndarray, price: np.ndarray, market: tuple,
     book: tuple, daily: np.ndarray, ledger: np.ndarray, count: np.ndarray, params: np.ndarray,
 ) -> None:  # fmt: skip
-    """Trade toward ``target`` weights (NaN: leave as is) at ``price`` on session ``t``:
-    sells first, then buys scaled to the cash. A name without a price does not trade (an
-    order in it, a non-zero target or a held name, counts ``unpriced``); the participation
-    cap is on :func:`_known_volume`; a trade whose fee would exceed its notional (at the
-    fill price, after the cap) is skipped, its notional reported ``skipped``; a buy that the
-    scaling to the cash leaves below its fee is not made either (its notional is part of the
-    shortfall). Cash never goes negative."""
+    """Trade toward ``target`` weights (NaN: leave as is) at ``price`` on session ``t``, sized
+    by :func:`qpipe.rulebook.sizing.size_orders` against the portfolio marked at ``price``
+    (a name without one at its mark): sells first, then buys scaled to the cash. A name
+    without a price does not trade (an order in it, a non-zero target or a held name, counts
+    ``unpriced``); the participation cap is on :func:`_known_volume`; a trade whose fee would
+    exceed its notional (at the fill price, after the cap) is skipped, its notional reported
+    ``skipped``; a buy that the scaling to the cash leaves below its fee is not made either
+    (its notional is part of the shortfall). Cash never goes negative."""
     qty, last, fill_px, acct = book[0], book[1], book[2], book[3]
     volume, split, has_actions = market[2], market[3], market[5]
-    rate, minimum, slip = params[_RATE], params[_MINIMUM], params[_SLIPPAGE]
-    participation, lot = params[_PARTICIPATION], params[_LOT]
+    participation = params[_PARTICIPATION]
     n = qty.shape[0]
     cash = acct[CASH]
-    sizing = cash  # the portfolio marked at the fill prices before any trade
+    value = cash  # the portfolio marked at the fill prices before any trade
     for i in range(n):
         mark = last[i] if np.isnan(price[i]) else price[i]
         if qty[i] != 0.0 and not np.isnan(mark):
-            sizing += qty[i] * mark
-    delta = np.zeros(n)
+            value += qty[i] * mark
+    cap = np.full(n, np.inf)
+    if participation > 0.0:
+        for i in range(n):
+            if not np.isnan(target[i]) and not np.isnan(price[i]):
+                v = _known_volume(t, i, volume, split, has_actions)
+                cap[i] = participation * (0.0 if np.isnan(v) else v)
+    out = np.empty((n, len(sz.OUT)))
+    status = np.empty(n, dtype=np.int64)
+    left = sz.size_orders(target, qty, price, cap, cash, value, params[_SIZING:], out, status)
+    any_buy = False
     for i in range(n):
-        p = price[i]
-        if np.isnan(target[i]):
-            continue
-        if np.isnan(p):
-            if target[i] != 0.0 or qty[i] != 0.0:
-                daily[t, UNPRICED] += 1.0
-            continue
-        want = target[i] * sizing / p
-        if lot > 0.0:
-            want = np.trunc(want / lot) * lot
-        d = want - qty[i]
-        if abs(d) < 1e-12 * max(1.0, abs(qty[i])):
-            continue
-        if participation > 0.0:
-            v = _known_volume(t, i, volume, split, has_actions)
-            cap = participation * (0.0 if np.isnan(v) else v)
-            if lot > 0.0:
-                cap = np.trunc(cap / lot) * lot
-            capped = min(max(d, -cap), cap)
-            daily[t, UNFILLED] += abs(d - capped) * p
-            d = capped
-        delta[i] = d
-    # Reductions (sells) first: their proceeds pay for the buys.
+        if status[i] == sz.UNPRICED:
+            daily[t, UNPRICED] += 1.0
+        if out[i, sz.UNFILLED] != 0.0:
+            daily[t, UNFILLED] += out[i, sz.UNFILLED]
+        if out[i, sz.ORDER] > 0.0:
+            any_buy = True
+    # Reductions (sells) first, as sized: their proceeds paid for the buys.
     for i in range(n):
-        if delta[i] < 0.0:
-            px = fill_price(price[i], -1.0, slip)
-            notional = -delta[i] * px
-            fee = commission(notional, rate, minimum)
-            if not worth_its_fee(notional, fee):
-                daily[t, SKIPPED] += notional
-                continue
-            cash += notional - fee
-            qty[i] += delta[i]
-            fill_px[i] = px
-            _record(t, i, delta[i], px, fee, price[i], reason[i], ledger, count, daily)
-    buys = np.flatnonzero(delta > 0.0)
-    if buys.shape[0]:
-        size = delta[buys]
-        px = np.empty(buys.shape[0])
+        if out[i, sz.ORDER] < 0.0:
+            _book(t, i, out, status, price, reason, qty, fill_px, ledger, count, daily)
+    if any_buy:
         wanted = 0.0
-        for k in range(buys.shape[0]):
-            px[k] = fill_price(price[buys[k]], 1.0, slip)
-            notional = size[k] * px[k]
-            if worth_its_fee(notional, commission(notional, rate, minimum)):
-                wanted += notional
-            else:  # not worth its fee even in full: skipped, not short of cash
-                daily[t, SKIPPED] += notional
-                size[k] = 0.0
-        size = _affordable(size, px, cash, rate, minimum, lot)
         bought = 0.0
-        for k in range(buys.shape[0]):
-            if size[k] <= 0.0:
-                continue
-            i = buys[k]
-            notional = size[k] * px[k]
-            fee = commission(notional, rate, minimum)
-            if not worth_its_fee(notional, fee):  # scaled to the cash below its fee: short
-                continue
-            bought += notional
-            cash -= notional + fee
-            qty[i] += size[k]
-            fill_px[i] = px[k]
-            _record(t, i, size[k], px[k], fee, price[i], reason[i], ledger, count, daily)
+        for i in range(n):
+            if out[i, sz.ORDER] > 0.0:
+                if status[i] != sz.FEE and status[i] != sz.SMALL:  # not short of cash
+                    wanted += out[i, sz.ORDER] * out[i, sz.PRICE]
+                if status[i] == sz.TRADED_:
+                    bought += out[i, sz.TRADED] * out[i, sz.PRICE]
+                _book(t, i, out, status, price, reason, qty, fill_px, ledger, count, daily)
         daily[t, SHORTFALL] += wanted - bought
-    acct[CASH] = cash
+    acct[CASH] = left
+
+
+@_jit
+def _book(
+    t: int, i: int, out: np.ndarray, status: np.ndarray, price: np.ndarray, reason: np.ndarray,
+    qty: np.ndarray, fill_px: np.ndarray, ledger: np.ndarray, count: np.ndarray,
+    daily: np.ndarray,
+) -> None:  # fmt: skip
+    """Book name ``i``'s sized order: its fill, or its notional ``skipped`` (fee above it,
+    or below the minimum trade value)."""
+    if status[i] == sz.FEE or status[i] == sz.SMALL:
+        daily[t, SKIPPED] += abs(out[i, sz.ORDER]) * out[i, sz.PRICE]
+    elif status[i] == sz.TRADED_:
+        d, px = out[i, sz.TRADED], out[i, sz.PRICE]
+        qty[i] += d
+        fill_px[i] = px
+        _record(t, i, d, px, out[i, sz.FEE_PAID], price[i], reason[i], ledger, count, daily)
 
 
 @_jit

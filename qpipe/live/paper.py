@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from qpipe.backtest.config import BacktestConfig
-from qpipe.backtest.costs import commission, fill_price
 from qpipe.data.lake import Lake, write_frame
 from qpipe.live.broker import (
     Account,
@@ -32,6 +31,7 @@ from qpipe.live.broker import (
     Position,
     WhatIf,
 )
+from qpipe.rulebook.costs import commission, fill_price
 
 ACCOUNT_ID = "PAPER"
 _ORDER_COLUMNS = ["order_id", "reference", "symbol", "side", "quantity", "order_type",

@@ -76,11 +76,11 @@ def broker_for(project: Project, mode: RunMode = "execute", **overrides: object)
 def trader_for(project: Project, mode: RunMode = "execute", **overrides: object) -> LiveTrader:
     """The live trader of ``project``'s live settings on :func:`broker_for`'s broker; its
     kill file is ``<lake>/live/KILL``."""
-    cfg = live_settings(project, **overrides)
-    limits = Limits(max_order_notional=cfg.max_order_notional, max_weight=cfg.max_weight)
+    limits = Limits.from_settings(project.settings.limits)
+    costs = engine_config(project.settings.backtest).costs
     broker = broker_for(project, mode, **overrides)
     kill_file = Path(project.lake.root) / "live" / "KILL"
-    return LiveTrader(broker, Journal(project.lake.root), limits, kill_file=kill_file)
+    return LiveTrader(broker, Journal(project.lake.root), limits, costs, kill_file=kill_file)
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from qpipe.errors import QpipeError
+from qpipe.errors import ConfigError, QpipeError
 from qpipe.live.broker import AlreadyPlaced, Broker, BrokerError, Order, OrderType
 from qpipe.live.journal import Journal
 from qpipe.live.orders import OrderPlanError, plan_orders
+from qpipe.rulebook.costs import CostModel
+from qpipe.settings import LimitsConfig
 
 Mode = Literal["dry_run", "execute"]
 KILL_ENV = "QPIPE_KILL"
@@ -39,8 +41,9 @@ class RebalanceRefused(QpipeError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Safety limits: per-order notional, per-name weight, turnover (traded notional / NAV),
-    and the order plan's lot size, minimum trade value and cash buffer."""
+    """Safety limits: per-order notional, per-name weight, gross, turnover (traded notional
+    / NAV), and the order plan's lot size (whole shares), minimum trade value and cash
+    buffer. The configured ones are ``limits:`` in the settings (:meth:`from_settings`)."""
 
     max_order_notional: float = 100_000.0
     max_weight: float = 0.2
@@ -48,6 +51,24 @@ class Limits:
     lot_size: int = 1
     min_trade_value: float = 0.0
     cash_buffer: float = 0.0
+    max_gross: float = 1.0
+
+    @classmethod
+    def from_settings(cls, limits: LimitsConfig) -> Limits:
+        """The ``limits:`` section; a lot size null is whole shares (lots of 1); one that is
+        not a whole number of shares cannot be traded live: refused, naming the key."""
+        lot = 1 if limits.lot_size is None else limits.lot_size
+        if lot != int(lot) or lot < 1:
+            raise ConfigError(
+                f"limits.lot_size {limits.lot_size} is not a whole number of shares: live "
+                "orders are whole shares"
+            )
+        return cls(
+            max_order_notional=limits.max_order_notional, max_weight=limits.max_weight,
+            max_turnover=limits.max_turnover, lot_size=int(lot),
+            min_trade_value=limits.min_trade_value, cash_buffer=limits.cash_buffer,
+            max_gross=limits.max_gross,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,9 @@ class LiveTrader:
     broker: Broker
     journal: Journal
     limits: Limits = field(default_factory=Limits)
+    costs: CostModel = field(default_factory=CostModel)
+    """The cost model the buys are sized with (fills at its slippage and commission must
+    leave the cash buffer)."""
     kill_file: Path | None = None
     order_type: OrderType = "MOC"
 
@@ -141,9 +165,11 @@ class LiveTrader:
         })  # fmt: skip
         self.journal.record("snapshot", snapshot, **stamp)
         plan = plan_orders(
-            weights, shares, prices, account.net_liquidation, session=session, strategy=strategy,
-            lot_size=self.limits.lot_size, min_trade_value=self.limits.min_trade_value,
-            cash_buffer=self.limits.cash_buffer,
+            weights, shares, prices, account.net_liquidation, cash=account.cash,
+            session=session, strategy=strategy, lot_size=self.limits.lot_size,
+            min_trade_value=self.limits.min_trade_value, cash_buffer=self.limits.cash_buffer,
+            commission_rate=self.costs.commission_rate, min_commission=self.costs.min_commission,
+            slippage_rate=self.costs.slippage_rate, max_gross=self.limits.max_gross,
         )  # fmt: skip
         big = plan.loc[plan["notional"] > self.limits.max_order_notional]
         if len(big):

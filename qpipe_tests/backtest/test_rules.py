@@ -1287,3 +1287,36 @@ def test_a_backtest_that_never_trades_says_why() -> None:
         "the participation cap (backtest.participation; no volume in the session before the "
         "fill?)"
     ]
+
+
+def test_cash_buffer_and_minimum_trade_value_of_the_limits() -> None:
+    # cash 10000, buffer 5%, minimum trade 600, 10 bp commission, prices flat (A 30, B 40).
+    # d0 w = [0.6, 0.4] -> d1 open: V = 10000, investable 9500: A 5700 / 30 = 190 (fee 5.70);
+    #   B 3800 / 40 = 95 (fee 3.80): 9509.50, above the 9500 the buys may spend (cash less
+    #   5% of V): both scaled by k = 9500 / 9509.5 (fractional shares); cash left: 500.
+    #   The 9500 spent are notional and 10 bp fees: the positions are worth 9500 / 1.001.
+    # d1 w = [0.6, 0.41] -> d2 open: V = 500 + 9500 / 1.001 = 9990.51, investable 9490.98:
+    #   A 0.6 x 9490.98 / 30 = 189.8196 against 190 k = 189.8102: +0.0094 shares (0.28);
+    #   B 0.41 x 9490.98 / 40 = 97.28 against 95 k = 94.905: +2.38 shares (95.1): both
+    #   below the 600 minimum: not made, their notional reported skipped.
+    bars = make_bars(
+        {"A": [30.0, 30.0, 30.0], "B": [40.0, 40.0, 40.0]},
+        {"A": [30.0, 30.0, 30.0], "B": [40.0, 40.0, 40.0]},
+    )
+    result, _ = run(
+        bars, {0: [0.6, 0.4], 1: [0.6, 0.41]}, initial_cash=10_000.0, commission_bps=10.0,
+        cash_buffer=0.05, min_trade_value=600.0,
+    )  # fmt: skip
+    k = 9500.0 / 9509.5
+    held = [190 * k, 95 * k]
+    assert result.daily["cash"].to_list() == pytest.approx([10_000.0, 500.0, 500.0], abs=1e-6)
+    assert result.positions.iloc[1].to_list() == pytest.approx(held, rel=1e-12)
+    assert result.positions.iloc[2].to_list() == pytest.approx(held, rel=1e-12)
+    investable = (500.0 + 9500.0 / 1.001) * 0.95
+    a_more = 0.6 * investable / 30 - held[0]
+    b_more = 0.41 * investable / 40 - held[1]
+    assert 0 < a_more * 30 < 600 and 0 < b_more * 40 < 600
+    assert result.daily["skipped"].to_list() == pytest.approx(
+        [0.0, 0.0, a_more * 30 + b_more * 40], rel=1e-9
+    )
+    assert len(result.fills) == 2

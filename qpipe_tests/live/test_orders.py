@@ -7,14 +7,22 @@ import datetime as dt
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qpipe.live.orders import OrderPlanError, order_reference, plan_orders
+from qpipe_tests.sizing_cases import CASES, SizingCase
 
 DAY = dt.date(2026, 11, 24)
 
 
-def plan(targets, held, prices, nav=100_000.0, **kw):
-    return plan_orders(targets, held, prices, nav, session=DAY, strategy="s", **kw)
+def plan(targets, held, prices, nav=100_000.0, cash=None, **kw):
+    """``cash`` defaults to the NAV less the held names at ``prices`` (unpriced: 0)."""
+    if cash is None:
+        cash = nav - sum(
+            q * prices.get(s, 0.0) for s, q in held.items() if prices.get(s) == prices.get(s)
+        )
+    return plan_orders(targets, held, prices, nav, cash=cash, session=DAY, strategy="s", **kw)
 
 
 def test_weights_to_whole_shares_sells_first():
@@ -77,3 +85,72 @@ def test_bad_input_is_refused_by_cause(kwargs, message):
     extra = {k: args.pop(k) for k in ("nav", "lot_size", "cash_buffer") if k in args}
     with pytest.raises(OrderPlanError, match=message.replace("(", r"\(").replace(".", r"\.")):
         plan(args["targets"], args["held"], args["prices"], **extra)
+
+
+def filled_cash(orders, cash, rate, minimum, slippage):
+    """The cash after filling ``orders`` at their price moved by ``slippage`` against the
+    trader, commission ``max(rate x notional, minimum)`` on top: a loop, by hand."""
+    for r in orders.itertuples():
+        px = r.price * (1 + slippage) if r.side == "buy" else r.price * (1 - slippage)
+        notional = r.quantity * px
+        fee = max(rate * notional, minimum)
+        cash += -notional - fee if r.side == "buy" else notional - fee
+    return cash
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_live_planner_sizes_the_shared_cases(case: SizingCase):
+    """The engine's shared cases (qpipe_tests/backtest/test_sizing.py runs them through the
+    engine's fill step): the same orders, and the same cash once filled."""
+    orders = plan_orders(
+        case.targets, case.held, case.prices, case.nav, cash=case.cash, session=DAY,
+        strategy="s", lot_size=int(case.lot_size), min_trade_value=case.min_trade_value,
+        cash_buffer=case.cash_buffer, commission_rate=case.commission_rate,
+        min_commission=case.min_commission, slippage_rate=case.slippage_rate,
+    )  # fmt: skip
+    signed = {
+        r.symbol: float(r.quantity if r.side == "buy" else -r.quantity) for r in orders.itertuples()
+    }
+    assert signed == case.expected
+    assert list(orders["side"]) == sorted(orders["side"], key=["sell", "buy"].index)
+    after = filled_cash(orders, case.cash, case.commission_rate, case.min_commission,
+                        case.slippage_rate)  # fmt: skip
+    assert after == pytest.approx(case.cash_after, rel=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n=st.integers(1, 6),
+    seed=st.integers(0, 2**32 - 1),
+    invested=st.floats(0.0, 0.9),
+    rate=st.sampled_from([0.0, 0.0005, 0.002]),
+    minimum=st.sampled_from([0.0, 1.0, 10.0]),
+    slippage=st.sampled_from([0.0, 0.0005, 0.01]),
+    lot=st.sampled_from([1, 10, 100]),
+    buffer=st.sampled_from([0.0, 0.01, 0.05]),
+    min_trade=st.sampled_from([0.0, 100.0]),
+)
+def test_fills_never_take_the_cash_below_the_buffer(
+    n, seed, invested, rate, minimum, slippage, lot, buffer, min_trade
+):
+    """Any weights summing to at most 1, any holdings: the planned orders, filled with the
+    cost model's slippage and commission, leave at least the buffer in cash (the old planner
+    sized at the quote and left the costs unpaid: a full buy went below zero)."""
+    rng = np.random.default_rng(seed)
+    symbols = [f"S{i}" for i in range(n)]
+    prices = dict(zip(symbols, rng.uniform(1.0, 500.0, n), strict=True))
+    nav = 100_000.0
+    held_value = rng.dirichlet(np.ones(n)) * invested * nav
+    held = {s: float(np.floor(v / prices[s])) for s, v in zip(symbols, held_value, strict=True)}
+    cash = nav - sum(q * prices[s] for s, q in held.items())
+    weights = rng.dirichlet(np.ones(n)) * rng.uniform(0.5, 1.0)
+    targets = dict(zip(symbols, weights, strict=True))
+    orders = plan_orders(
+        targets, held, prices, nav, cash=cash, session=DAY, strategy="s", lot_size=lot,
+        min_trade_value=min_trade, cash_buffer=buffer, commission_rate=rate,
+        min_commission=minimum, slippage_rate=slippage,
+    )  # fmt: skip
+    assert (orders["target"] % lot == 0).all()
+    assert (orders["notional"] * (1 - slippage) >= min_trade - 1e-9).all()
+    after = filled_cash(orders, cash, rate, minimum, slippage)
+    assert after >= min(cash, buffer * nav) - 1e-6

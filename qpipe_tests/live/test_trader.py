@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from qpipe.backtest.config import BacktestConfig
+from qpipe.errors import ConfigError
 from qpipe.live.broker import Account, Order
 from qpipe.live.journal import Journal
 from qpipe.live.paper import PaperBroker
 from qpipe.live.trader import KILL_ENV, Limits, LiveTrader, RebalanceRefused
+from qpipe.settings import parse_settings
 
 SESSION = dt.date(2024, 1, 4)
 LAST_BAR = PREVIOUS = dt.date(2024, 1, 3)
@@ -110,3 +112,40 @@ def test_refusals_send_nothing_and_say_why(lake, case, message):
     assert t.broker.positions() == {} and t.broker.executions(SESSION) == []
     events = t.journal.read("events")
     assert list(events["event"]) == ["refused"] and message.split(":")[0] in events["detail"][0]
+
+
+def test_a_full_buy_with_costs_leaves_no_negative_cash(lake):
+    """Sized at the last close, the old planner bought 416 A and 200 B with 10,000: 9,992 at
+    the close, 10,006.99 with 5 bp slippage and 10 bp commission (cash -6.99). Sized with the
+    cost model, the buys are scaled to the cash: 415 and 199 (both truncated at k just below
+    1), and the paper account keeps a positive cash."""
+    cfg = BacktestConfig(initial_cash=10_000.0, commission_bps=10.0, slippage_bps=5.0)
+    broker = PaperBroker(lake, cfg, clock=lambda: NOW)
+    t = LiveTrader(broker, Journal(lake.root), Limits(max_weight=0.5), cfg.costs)
+    report = t.rebalance("s", SESSION, pd.Series({"A": 0.5, "B": 0.5}), LAST_BAR, PREVIOUS,
+                         mode="execute")  # fmt: skip
+    assert list(report.sent["symbol"]) == ["A", "B"]
+    assert {s: p.quantity for s, p in broker.positions().items()} == {"A": 415, "B": 199}
+    spent = sum(q * px * 1.0005 * 1.001 for q, px in ((415, 12.0), (199, 25.0)))
+    cash = broker.account().cash
+    assert cash == pytest.approx(10_000.0 - spent, rel=1e-12) and cash >= 0.0
+
+
+def test_limits_come_from_the_settings():
+    raw = {"limits": {"max_weight": 0.4, "max_gross": 0.9, "max_turnover": 1.5,
+                      "max_order_notional": 5_000.0, "min_trade_value": 25.0,
+                      "lot_size": 10, "cash_buffer": 0.02}}  # fmt: skip
+    got = Limits.from_settings(parse_settings(raw).limits)
+    want = Limits(max_order_notional=5_000.0, max_weight=0.4, max_turnover=1.5, lot_size=10,
+                  min_trade_value=25.0, cash_buffer=0.02, max_gross=0.9)  # fmt: skip
+    assert got == want
+    assert Limits.from_settings(parse_settings({}).limits).lot_size == 1  # whole shares live
+    with pytest.raises(ConfigError, match=r"limits\.lot_size 0\.5 is not a whole number"):
+        Limits.from_settings(parse_settings({"limits": {"lot_size": 0.5}}).limits)
+
+
+def test_max_gross_limit_refuses_the_plan(lake):
+    t = trader(lake, max_gross=0.3)
+    with pytest.raises(RebalanceRefused, match=r"0\.4000 gross, above the limit 0\.3"):
+        t.rebalance("s", SESSION, TARGETS, LAST_BAR, PREVIOUS, mode="execute")
+    assert t.broker.positions() == {}
