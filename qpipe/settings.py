@@ -396,12 +396,20 @@ class BacktestSettings(StrictModel):
     initial_cash: float = Field(1_000_000.0, gt=0)
     benchmark: str = "equal_weight"
     _sizing: tuple[float, float] = PrivateAttr((0.0, 0.0))
+    _limits: dict[str, float | None] = PrivateAttr(default_factory=dict)
 
     @property
     def sizing_limits(self) -> tuple[float, float]:
         """``(min_trade_value, cash_buffer)`` of ``limits:``, which the backtest sizes its
         orders with as live does (set at load; none for a section built on its own)."""
         return self._sizing
+
+    @property
+    def refusal_limits(self) -> dict[str, float | None]:
+        """``max_weight``, ``max_gross``, ``max_order_notional`` and ``max_turnover`` of
+        ``limits:``, under which the backtest refuses a session's rebalance as live does (set
+        at load; none for a section built on its own)."""
+        return dict(self._limits)
 
 
 class LimitsConfig(StrictModel):
@@ -414,8 +422,8 @@ class LimitsConfig(StrictModel):
     - ``max_gross``: the largest sum of absolute target weights.
     - ``max_turnover``: the largest traded notional of one rebalance, as a multiple of the
       net liquidation value (2 = sell everything and buy it all back).
-    - ``max_order_notional``: the largest notional of one order (currency). Alias:
-      ``live.max_order_notional``.
+    - ``max_order_notional``: the largest notional of one order (currency; null, the
+      default: no cap). Alias: ``live.max_order_notional``.
     - ``min_trade_value``: an order worth less (currency, at its expected fill price) is not
       made.
     - ``lot_size``: whole lots of this many shares; null: fractional shares in the backtest,
@@ -429,7 +437,7 @@ class LimitsConfig(StrictModel):
     max_weight: float = Field(1.0, gt=0, le=1)
     max_gross: float = Field(1.0, gt=0, le=1)
     max_turnover: float = Field(2.0, gt=0)
-    max_order_notional: float = Field(100_000.0, gt=0)
+    max_order_notional: float | None = Field(None, gt=0)
     min_trade_value: float = Field(0.0, ge=0)
     lot_size: float | None = Field(None, gt=0)
     cash_buffer: float = Field(0.0, ge=0, lt=1)
@@ -501,6 +509,9 @@ class Settings(StrictModel):
                 setattr(self.limits, key, value)
             setattr(sub, old, getattr(self.limits, key))
         self.backtest._sizing = (self.limits.min_trade_value, self.limits.cash_buffer)
+        self.backtest._limits = self.limits.model_dump(
+            include={"max_weight", "max_gross", "max_order_notional", "max_turnover"}
+        )
         return self
 
     @model_validator(mode="after")

@@ -19,7 +19,7 @@ def test_default_file_matches_model_defaults():
     # The YAML documents the defaults: it must say the same as the models, except that it
     # ships example strategies (a file of its own has none unless it declares them), starts
     # the demo's partitions in 2019 (a file of its own starts at its source's first session)
-    # and caps an order at the paper account's 1,000,000 (a file of its own: 100,000).
+    # and caps an order at the paper account's 1,000,000 (a file of its own: no cap).
     default = load_settings(DEFAULT_CONFIG)
     assert set(default.strategies) == {"multi_factor", "etf_rotation"}
     assert default.calendar.start == dt.date(2019, 1, 2)
@@ -29,8 +29,8 @@ def test_default_file_matches_model_defaults():
     model = parse_settings({
         **default.model_dump(mode="json"), "strategies": {},
         "calendar": {**default.calendar.model_dump(mode="json"), "start": None},
-        "limits": {**default.limits.model_dump(mode="json"), "max_order_notional": 100_000},
-        "live": {**default.live.model_dump(mode="json"), "max_order_notional": 100_000},
+        "limits": {**default.limits.model_dump(mode="json"), "max_order_notional": None},
+        "live": {**default.live.model_dump(mode="json"), "max_order_notional": None},
     })  # fmt: skip
     assert model == parse_settings({})
 
@@ -159,7 +159,7 @@ def test_limits_default_and_the_older_keys_are_aliases():
     s = parse_settings({})
     assert (s.limits.max_weight, s.limits.max_gross, s.limits.max_turnover) == (1.0, 1.0, 2.0)
     assert (s.limits.max_order_notional, s.limits.lot_size, s.limits.cash_buffer) == (
-        100_000.0, None, 0.0,
+        None, None, 0.0,
     )  # fmt: skip
     live = {"max_weight": 0.5, "max_order_notional": 5e5}
     old = parse_settings({"backtest": {"lot_size": 10}, "live": live})
@@ -168,7 +168,7 @@ def test_limits_default_and_the_older_keys_are_aliases():
     )  # fmt: skip
     new = parse_settings({"limits": {"lot_size": 10, "max_weight": 0.5}})
     assert (new.backtest.lot_size, new.live.max_weight, new.live.max_order_notional) == (
-        10, 0.5, 100_000.0,
+        10, 0.5, None,
     )  # fmt: skip
     assert parse_settings(new.model_dump(mode="json")) == new
 

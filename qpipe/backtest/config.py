@@ -32,6 +32,10 @@ class BacktestConfig(BaseModel):
       reported ``skipped``); ``cash_buffer``: a fraction of the portfolio kept in cash (out
       of the targets and out of what the buys may spend). The sizing is
       :mod:`qpipe.rulebook.sizing`, the live trader's.
+    - ``max_weight``, ``max_gross``, ``max_order_notional``, ``max_turnover``: the pre-trade
+      limits of ``limits:`` (None: no limit). A session whose orders live would refuse
+      (:func:`qpipe.rulebook.limits.refusal`) trades nothing of them, as live; the daily
+      columns ``refused``, ``refused_limit`` and ``refused_notional`` report it.
     - ``initial_cash``: the starting portfolio, all cash.
     - ``periods_per_year``: sessions per year that annualise the result's metrics (the
       calendar's :attr:`~qpipe.calendars.TradingCalendar.sessions_per_year`; the runner
@@ -48,6 +52,10 @@ class BacktestConfig(BaseModel):
     lot_size: float | None = Field(None, gt=0)
     min_trade_value: float = Field(0.0, ge=0)
     cash_buffer: float = Field(0.0, ge=0, lt=1)
+    max_weight: float | None = Field(None, gt=0)
+    max_gross: float | None = Field(None, gt=0)
+    max_order_notional: float | None = Field(None, gt=0)
+    max_turnover: float | None = Field(None, gt=0)
     initial_cash: float = Field(1_000_000.0, gt=0)
     periods_per_year: float = Field(DEFAULT_SESSIONS_PER_YEAR, gt=0)
 

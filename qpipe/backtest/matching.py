@@ -32,29 +32,38 @@ import numba as nb
 import numpy as np
 
 from qpipe.backtest.config import BacktestConfig
+from qpipe.rulebook import limits as lm
 from qpipe.rulebook import sizing as sz
 
 DAILY_COLUMNS = (
     "traded", "fees", "slippage", "shortfall", "unfilled", "dividends", "skipped", "unpriced",
-    "net_value", "gross_value",
+    "net_value", "gross_value", "refused", "refused_limit", "refused_notional",
 )  # fmt: skip
 (TRADED, FEES, SLIPPAGE, SHORTFALL, UNFILLED, DIVIDENDS, SKIPPED, UNPRICED, NET_VALUE,
- GROSS_VALUE) = range(len(DAILY_COLUMNS))  # fmt: skip
+ GROSS_VALUE, REFUSED, REFUSED_LIMIT, REFUSED_NOTIONAL) = range(len(DAILY_COLUMNS))  # fmt: skip
 LEDGER_COLUMNS = ("day", "symbol", "quantity", "price", "fee", "reason")
 REASONS = ("rebalance", "stop_loss", "circuit_breaker", "delisting")
 REBALANCE, STOP, BREAKER, DELIST = range(len(REASONS))
 CASH, PENDING = 0, 1
 FILL_MODES = ("next_open", "next_close", "close")
 NEXT_OPEN, NEXT_CLOSE, CLOSE = range(len(FILL_MODES))
-_FILL, _PARTICIPATION, _SIZING = range(3)  # then the sizing parameters (sz.PARAMS)
+_FILL, _PARTICIPATION, _LIMITS = range(3)  # then the limits (lm.LIMITS), the sizing (sz.PARAMS)
+_SIZING = _LIMITS + len(lm.LIMITS)
 
 _jit = nb.njit(cache=True, nogil=True)
 
 
 def params(config: BacktestConfig) -> np.ndarray:
     """``config`` as the flat array the steps read: the fill mode, the participation cap
-    (0 = none), then :func:`qpipe.rulebook.sizing.sizing_params` (lot size 0 = fractional)."""
+    (0 = none), :func:`qpipe.rulebook.limits.limit_params` (inf = none), then
+    :func:`qpipe.rulebook.sizing.sizing_params` (lot size 0 = fractional)."""
     head = np.array([FILL_MODES.index(config.fill), config.participation or 0.0])
+    limits = lm.limit_params(
+        max_weight=config.max_weight,
+        max_gross=config.max_gross,
+        max_order_notional=config.max_order_notional,
+        max_turnover=config.max_turnover,
+    )
     sizing = sz.sizing_params(
         rate=config.commission_rate,
         minimum=config.min_commission,
@@ -63,7 +72,7 @@ def params(config: BacktestConfig) -> np.ndarray:
         min_trade_value=config.min_trade_value,
         cash_buffer=config.cash_buffer,
     )
-    return np.concatenate([head, sizing])
+    return np.concatenate([head, limits, sizing])
 
 
 @_jit
@@ -129,7 +138,15 @@ def execute(
     ``unpriced``); the participation cap is on :func:`_known_volume`; a trade whose fee would
     exceed its notional (at the fill price, after the cap) is skipped, its notional reported
     ``skipped``; a buy that the scaling to the cash leaves below its fee is not made either
-    (its notional is part of the shortfall). Cash never goes negative."""
+    (its notional is part of the shortfall). Cash never goes negative.
+
+    The sized orders then go through the live trader's refusal rule
+    (:func:`qpipe.rulebook.limits.refusal`: ``target`` against max weight and gross, each
+    traded order's notional at ``price`` against max order notional, their sum over the
+    portfolio's value against max turnover); a refused session trades nothing of this call,
+    as live sends nothing of a refused plan: ``refused`` is 1, ``refused_limit`` the code of
+    the limit broken (1 + its index in :data:`qpipe.rulebook.limits.LIMITS`), and
+    ``refused_notional`` the notional of the orders not traded."""
     qty, last, fill_px, acct = book[0], book[1], book[2], book[3]
     volume, split, has_actions = market[2], market[3], market[5]
     participation = params[_PARTICIPATION]
@@ -149,6 +166,18 @@ def execute(
     out = np.empty((n, len(sz.OUT)))
     status = np.empty(n, dtype=np.int64)
     left = sz.size_orders(target, qty, price, cap, cash, value, params[_SIZING:], out, status)
+    notional = np.empty(n)
+    k = 0
+    for i in range(n):
+        if status[i] == sz.TRADED_:
+            notional[k] = abs(out[i, sz.TRADED]) * price[i]
+            k += 1
+    code, _ = lm.refusal(target, notional[:k], value, params[_LIMITS:_SIZING])
+    if code != lm.NOT_REFUSED:
+        daily[t, REFUSED] = 1.0
+        daily[t, REFUSED_LIMIT] = max(daily[t, REFUSED_LIMIT], float(code))
+        daily[t, REFUSED_NOTIONAL] += notional[:k].sum()
+        return
     any_buy = False
     for i in range(n):
         if status[i] == sz.UNPRICED:

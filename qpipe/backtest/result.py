@@ -10,6 +10,7 @@ import pandas as pd
 
 from qpipe.backtest.metrics import performance_metrics
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
+from qpipe.rulebook.limits import LIMITS
 
 FILL_COLUMNS = ["date", "symbol", "side", "quantity", "price", "fee", "reason"]
 UNPRICED_WARNING = 0.05
@@ -91,6 +92,9 @@ class BacktestResult:
                     "unfilled": daily["unfilled"],
                     "skipped": daily["skipped"],
                     "unpriced": daily["unpriced"],
+                    "refused": daily["refused"],
+                    "refused_limit": _limit_names(daily["refused_limit"]),
+                    "refused_notional": daily["refused_notional"],
                 },
                 index=dates,
             )
@@ -131,6 +135,28 @@ class BacktestResult:
         return result
 
 
+def _limit_names(codes: np.ndarray) -> np.ndarray:
+    """The ``limits:`` key of each refusal code ("" for none)."""
+    names = np.array(["", *LIMITS], dtype=object)
+    return names[np.asarray(codes, dtype=np.int64)]
+
+
+def _refusals(daily: pd.DataFrame) -> list[str]:
+    """The warning naming the sessions whose rebalance live would refuse, if any."""
+    refused = daily.loc[daily["refused"] > 0]
+    if refused.empty:
+        return []
+    shown = ", ".join(
+        f"{d:%Y-%m-%d} (limits.{k})" for d, k in refused["refused_limit"].iloc[:5].items()
+    )
+    more = f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+    return [
+        f"live would refuse the rebalance of {len(refused)} session(s): {shown}{more}; their "
+        f"orders (worth {refused['refused_notional'].sum():,.2f}) were not traded (daily "
+        "columns refused, refused_limit, refused_notional)"
+    ]
+
+
 def _orders(fills: np.ndarray, reasons: tuple[str, ...]) -> tuple[int, float]:
     """The number and notional of the ledger's ``fills`` that were orders (not delistings)."""
     ordered = fills[:, 5] != reasons.index("delisting")
@@ -165,7 +191,7 @@ def backtest_warnings(daily: pd.DataFrame, orders: int, notional: float, fill: s
         if daily["shortfall"].sum() > 0:
             why.append("the cash paid for no buy")
         out.append("no fills: " + ("; ".join(why) or "the strategy never asked for a trade"))
-        return out
+        return out + _refusals(daily)
     if unpriced > UNPRICED_WARNING * (unpriced + orders):
         out.append(
             f"{unpriced / (unpriced + orders):.0%} of orders ({unpriced:,} of "
@@ -176,4 +202,4 @@ def backtest_warnings(daily: pd.DataFrame, orders: int, notional: float, fill: s
             f"trades worth {skipped:,.2f} ({skipped / (skipped + notional):.0%} of the notional "
             "ordered) were skipped, each one's fee above its value (see backtest.min_commission)"
         )
-    return out
+    return out + _refusals(daily)

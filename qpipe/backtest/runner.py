@@ -36,14 +36,16 @@ def engine_config(
     settings: BacktestSettings, periods_per_year: float = DEFAULT_SESSIONS_PER_YEAR
 ) -> BacktestConfig:
     """The engine's configuration from the ``backtest`` settings (with the minimum trade
-    value and cash buffer of ``limits:``), its metrics annualised with ``periods_per_year``
-    sessions (the calendar's ``sessions_per_year``)."""
+    value and cash buffer of ``limits:``, and its refusal limits: max weight, gross, order
+    notional and turnover), its metrics annualised with ``periods_per_year`` sessions (the
+    calendar's ``sessions_per_year``)."""
     min_trade_value, cash_buffer = settings.sizing_limits
     return BacktestConfig(
         **settings.model_dump(exclude={"benchmark"}),
         periods_per_year=periods_per_year,
         min_trade_value=min_trade_value,
         cash_buffer=cash_buffer,
+        **settings.refusal_limits,
     )
 
 

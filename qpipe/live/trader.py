@@ -29,6 +29,7 @@ from qpipe.live.broker import AlreadyPlaced, Broker, BrokerError, Order, OrderTy
 from qpipe.live.journal import Journal
 from qpipe.live.orders import OrderPlanError, plan_orders
 from qpipe.rulebook.costs import CostModel
+from qpipe.rulebook.limits import LIMITS, NOT_REFUSED, limit_params, refusal
 from qpipe.settings import LimitsConfig
 
 Mode = Literal["dry_run", "execute"]
@@ -45,7 +46,7 @@ class Limits:
     / NAV), and the order plan's lot size (whole shares), minimum trade value and cash
     buffer. The configured ones are ``limits:`` in the settings (:meth:`from_settings`)."""
 
-    max_order_notional: float = 100_000.0
+    max_order_notional: float | None = 100_000.0
     max_weight: float = 0.2
     max_turnover: float = 2.0
     lot_size: int = 1
@@ -55,8 +56,9 @@ class Limits:
 
     @classmethod
     def from_settings(cls, limits: LimitsConfig) -> Limits:
-        """The ``limits:`` section; a lot size null is whole shares (lots of 1); one that is
-        not a whole number of shares cannot be traded live: refused, naming the key."""
+        """The ``limits:`` section; a max order notional null is no cap; a lot size null is
+        whole shares (lots of 1); one that is not a whole number of shares cannot be traded
+        live: refused, naming the key."""
         lot = 1 if limits.lot_size is None else limits.lot_size
         if lot != int(lot) or lot < 1:
             raise ConfigError(
@@ -100,6 +102,46 @@ class LiveTrader:
     leave the cash buffer)."""
     kill_file: Path | None = None
     order_type: OrderType = "MOC"
+
+    def _refuse(self, weights: pd.Series, notional: pd.Series, nav: float) -> None:
+        """Raise :class:`RebalanceRefused` when the limits' refusal rule
+        (:func:`qpipe.rulebook.limits.refusal`, the backtest engine's too) refuses ``weights``
+        with orders of ``notional`` (by symbol; empty before planning) on ``nav``; the
+        message names the limit, its value and the offending names."""
+        lim = self.limits
+        params = limit_params(
+            max_weight=lim.max_weight, max_gross=lim.max_gross,
+            max_order_notional=lim.max_order_notional, max_turnover=lim.max_turnover,
+        )  # fmt: skip
+        code, _ = refusal(weights.to_numpy(np.float64), notional.to_numpy(np.float64),
+                          float(nav), params)  # fmt: skip
+        if code == NOT_REFUSED:
+            return
+        key = LIMITS[code - 1]
+        if key == "max_weight":
+            over = weights[weights.abs() > lim.max_weight + 1e-12]
+            raise RebalanceRefused(
+                f"weights above the per-name limit {lim.max_weight}: "
+                + ", ".join(f"{s} {w:.4f}" for s, w in over.items())
+                + " (limits.max_weight)"
+            )
+        if key == "max_gross":
+            raise RebalanceRefused(
+                f"target weights sum to {float(weights.abs().sum()):.4f} gross, above the "
+                f"limit {lim.max_gross} (limits.max_gross)"
+            )
+        if key == "max_order_notional":
+            big = notional[notional > lim.max_order_notional]
+            raise RebalanceRefused(
+                f"orders above the notional cap {lim.max_order_notional:,.0f}: "
+                + ", ".join(f"{s} {v:,.0f}" for s, v in big.items())
+                + " (limits.max_order_notional)"
+            )
+        turnover = float(notional.sum()) / nav
+        raise RebalanceRefused(
+            f"turnover {turnover:.2%} of NAV above the cap {lim.max_turnover:.2%} "
+            "(limits.max_turnover)"
+        )
 
     def killed(self) -> bool:
         """The kill switch: the kill file exists or ``$QPIPE_KILL`` is set (non-empty)."""
@@ -145,12 +187,7 @@ class LiveTrader:
                 f"{account.net_liquidation!r}"
             )
         weights = pd.Series(targets, dtype=np.float64)
-        over = weights[weights.abs() > self.limits.max_weight + 1e-12]
-        if len(over):
-            raise RebalanceRefused(
-                f"weights above the per-name limit {self.limits.max_weight}: "
-                + ", ".join(f"{s} {w:.4f}" for s, w in over.items())
-            )
+        self._refuse(weights, pd.Series(dtype=np.float64), account.net_liquidation)
         symbols = sorted(set(weights.index) | set(held))
         prices = self.broker.snapshot(symbols)
         shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
@@ -171,17 +208,7 @@ class LiveTrader:
             commission_rate=self.costs.commission_rate, min_commission=self.costs.min_commission,
             slippage_rate=self.costs.slippage_rate, max_gross=self.limits.max_gross,
         )  # fmt: skip
-        big = plan.loc[plan["notional"] > self.limits.max_order_notional]
-        if len(big):
-            raise RebalanceRefused(
-                f"orders above the notional cap {self.limits.max_order_notional:,.0f}: "
-                + ", ".join(f"{r.symbol} {r.notional:,.0f}" for r in big.itertuples())
-            )
-        turnover = float(plan["notional"].sum()) / account.net_liquidation
-        if turnover > self.limits.max_turnover + 1e-12:
-            raise RebalanceRefused(
-                f"turnover {turnover:.2%} of NAV above the cap {self.limits.max_turnover:.2%}"
-            )
+        self._refuse(weights, plan.set_index("symbol")["notional"], account.net_liquidation)
         self.journal.record("intended", plan, **stamp)
         plan = self._reconcile(plan, session, stamp)
         actions, messages = [], []
