@@ -694,6 +694,8 @@ def live_rebalance(
                 click.echo(f"\n{name}, session {plan.session}: {outcome.error}")
                 continue
             kind = f"no orders: {outcome.note}" if planned.orders.empty else "orders"
+            if outcome.note and not planned.orders.empty:  # e.g. starting
+                kind = f"orders ({outcome.note})"
             click.echo(f"\n{name}, session {plan.session}: {kind}")
             if not planned.orders.empty:
                 _print_frame(planned.orders[columns].round(4), len(planned.orders))

@@ -3,11 +3,14 @@ core step behind ``qpipe live rebalance`` and the Dagster market-close job.
 
 Each strategy is its own step (:func:`run_strategy`): a refusal or failure of one is
 journaled and reported for that strategy and never stops the others. A strategy with no
-orders says why (not a rebalance day, and the next one)."""
+orders says why (not a rebalance day, and the next one). A strategy that holds nothing on a
+day that is not one of its rebalance days starts: it trades to the targets of its last
+rebalance at this session (:func:`starting_targets`) and says so."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -17,7 +20,7 @@ import pandas as pd
 
 from qpipe.backtest.runner import engine_config
 from qpipe.live.bridge import LiveDataBridge
-from qpipe.live.broker import Broker, BrokerError
+from qpipe.live.broker import Broker, BrokerError, Position
 from qpipe.live.journal import Journal
 from qpipe.live.paper import PaperBroker
 from qpipe.live.risk_book import RiskBook, RiskStateAhead
@@ -25,7 +28,7 @@ from qpipe.live.trader import Limits, LiveTrader, RebalanceRefused, RebalanceRep
 from qpipe.project import Project
 from qpipe.settings import LiveConfig
 from qpipe.strategies.schedule import next_rebalance
-from qpipe.strategies.signals import lake_previous_weights
+from qpipe.strategies.signals import lake_last_rebalance, lake_previous_weights
 
 RunMode = Literal["dry_run", "paper", "execute"]
 
@@ -124,7 +127,7 @@ def run_strategy(
         error = f"failed: {type(exc).__name__}: {exc}"
         trader.note(plan.session, name, mode, "failed", error)
         return Outcome(name, plan.session, error=error)
-    note = error = ""
+    note, error = outcome.note, ""
     if outcome.planned is not None and outcome.planned.orders.empty:
         note = no_orders_reason(project, name, plan.session, outcome.targets)
         trader.note(plan.session, name, mode, "no_orders", note)
@@ -178,6 +181,12 @@ def rebalance(
         trader.note(plan.session, name, mode, "refused", str(exc))
         raise RebalanceRefused(str(exc)) from exc
     targets = bridge.targets(plan.session, snapshot)
+    note = ""
+    start = starting_targets(project, name, plan.session, trader.broker.positions(), universe)
+    if start is not None:
+        day, targets = start
+        note = f"starting: trading to the targets of {day}"
+        trader.note(plan.session, name, mode, "starting", note)
     if strategy.stop_loss is not None or strategy.circuit_breaker is not None:
         targets = apply_risk(project, name, plan.session, targets, trader, mode)
     last_bar = max([plan.last_bar, *bridge.filled])  # gaps the broker filled count
@@ -186,7 +195,47 @@ def rebalance(
     sent = None
     if mode != "dry_run" and not planned.orders.empty:
         sent = trader.rebalance(*args, "execute")
-    return Outcome(name, plan.session, planned, sent, targets=targets)
+    return Outcome(name, plan.session, planned, sent, note=note, targets=targets)
+
+
+def holds_nothing(held: Mapping[str, Position], names: Iterable[str]) -> bool:
+    """Whether the positions ``held`` (symbol -> position) hold none of ``names`` (no
+    non-zero quantity): the strategy's book is empty."""
+    return all(held[s].quantity == 0 for s in names if s in held)
+
+
+def starting_targets(
+    project: Project,
+    name: str,
+    session: dt.date,
+    held: Mapping[str, Position],
+    universe: Iterable[str],
+) -> tuple[dt.date, pd.Series] | None:
+    """The targets strategy ``name`` starts with at ``session``: when ``session`` is not one
+    of its rebalance days and it :func:`holds_nothing` of its ``universe`` (a first live
+    day, or a book emptied), the weights of its last rebalance in the lake
+    (:func:`~qpipe.strategies.signals.lake_last_rebalance`) with the date of that rebalance,
+    names delisted by ``session`` left out (NaN, as a strategy never decides on them).
+    None: not starting (a rebalance day, something held, no rebalance in the lake, or one
+    all in cash)."""
+    frequency = project.strategies[name].rebalance
+    following = next_rebalance(session, frequency, project.calendar)
+    if following is not None and following.date() == session:
+        return None
+    names = set(universe)
+    if not holds_nothing(held, names):
+        return None
+    last = lake_last_rebalance(project.lake, project.calendar, name, session)
+    if last is None:
+        return None
+    day, weights = last
+    if not (weights.fillna(0.0) != 0.0).any():
+        return None  # all cash: nothing to start with
+    instruments = project.instruments
+    gone = instruments.loc[instruments["last_date"] <= pd.Timestamp(session), "symbol"]
+    weights = weights.astype(np.float64)
+    weights[weights.index.isin(gone)] = np.nan
+    return day.date(), weights
 
 
 def apply_risk(

@@ -91,9 +91,24 @@ def lake_previous_weights(
 ) -> pd.Series | None:
     """The weights of the strategy's last rebalance in the :data:`PREVIOUS_WINDOW` sessions
     before ``first``, from its signal table in ``lake`` (None: none)."""
+    last = lake_last_rebalance(lake, calendar, strategy, first)
+    return None if last is None else last[1]
+
+
+def lake_last_rebalance(
+    lake: Lake, calendar: TradingCalendar, strategy: str, first: DateLike
+) -> tuple[pd.Timestamp, pd.Series] | None:
+    """The date and weights (by symbol) of the strategy's last rebalance in the
+    :data:`PREVIOUS_WINDOW` sessions before ``first``, from its signal table in ``lake``
+    (None: none)."""
     table = signals_table(strategy)
     before = calendar.sessions_index(None, first)
     before = before[before < pd.Timestamp(first)][-PREVIOUS_WINDOW:]
     if not len(before) or table not in lake.tables():
         return None
-    return previous_weights(lake.read(table, before[0], before[-1]))
+    frame = lake.read(table, before[0], before[-1])
+    weights = previous_weights(frame)
+    if weights is None:
+        return None
+    decided = frame.loc[frame["target_weight"].notna(), "date"]
+    return pd.Timestamp(decided.max()), weights

@@ -419,6 +419,12 @@ def test_no_orders_says_why(project, tmp_path, monkeypatch):
 
     data = fresh_copy(project, tmp_path, monkeypatch)
     cfg = str(project.root.parent / "c.yaml")
+    # lin holds its book first (one that holds nothing starts instead: see
+    # test_a_strategy_holding_nothing_starts_at_the_next_session); rot's last rebalance
+    # (2024-04-30) is all cash: nothing to start with.
+    args = ["--config", cfg, "live", "rebalance", "--paper", "--strategy", "lin"]
+    out = CliRunner().invoke(cli, [*args, "--session", "2024-05-17"])
+    assert out.exit_code == 0 and "sent 5 orders" in out.output, out.output
     # lin is weekly: 2024-05-21 (a Tuesday) -> that week's last session, Friday 05-24;
     # rot is monthly: 2024-05-21 -> May's last session, 05-31 (Memorial Day 05-27 is closed).
     # The week of Memorial Day: 2024-05-28 -> 05-31.
@@ -446,6 +452,50 @@ def test_no_orders_says_why(project, tmp_path, monkeypatch):
         assert result.success
         messages = [e.user_message for e in instance.all_logs(result.run_id)]
     assert any(want[("lin", "2024-05-28")] in m for m in messages), messages
+
+
+def test_a_strategy_holding_nothing_starts_at_the_next_session(project, tmp_path, monkeypatch):
+    from qpipe.live.paper import PaperBroker
+
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    cfg = str(project.root.parent / "c.yaml")
+    base = ["--config", cfg, "live", "rebalance", "--strategy", "lin", "--session"]
+    signals = project.lake.read("signals_lin")
+    decided = signals.loc[signals["target_weight"].notna()]
+    last = decided.loc[decided["date"] == pd.Timestamp("2024-05-17")]  # lin's last rebalance
+    want = last.loc[last["target_weight"] > 0].set_index("symbol")["target_weight"]
+    assert len(want) == 5
+    starting = "starting: trading to the targets of 2024-05-17"
+    # 2024-05-21 is no rebalance day of lin; the new account holds nothing: a dry run plans
+    # the start and sends nothing, the paper run buys lin's 2024-05-17 targets.
+    dry = CliRunner().invoke(cli, [*base, "2024-05-21"])
+    assert dry.exit_code == 0 and f"lin, session 2024-05-21: orders ({starting})" in dry.output
+    broker = PaperBroker(Project.load(cfg, data).lake)
+    assert broker.positions() == {}
+    paper = CliRunner().invoke(cli, [*base, "2024-05-21", "--paper"])
+    assert paper.exit_code == 0 and "sent 5 orders" in paper.output, paper.output
+    held = broker.positions()
+    assert set(held) == set(want.index)
+    for symbol, w in want.items():  # w of the 1,000,000 account at the fill price
+        assert 0.9 * w <= held[symbol].quantity * held[symbol].avg_cost / 1e6 <= 1.01 * w
+    events = Journal(data / "lake").read("events")
+    started = events.loc[events["event"] == "starting"]
+    assert list(started["detail"]) == [starting, starting]  # the dry run's and the paper's
+    assert set(started["session"]) == {"2024-05-21"}
+    # Holding its book, the next plain session has no orders and says why.
+    later = CliRunner().invoke(cli, [*base, "2024-05-22", "--paper"])
+    assert later.exit_code == 0, later.output
+    assert "no orders: not a rebalance day for lin; next one on 2024-05-24" in later.output
+    assert "starting" not in later.output
+
+
+def test_holds_nothing():
+    from qpipe.live.broker import Position
+    from qpipe.live.rebalance import holds_nothing
+
+    held = {"A": Position("A", 10.0, 1.0), "B": Position("B", 0.0, 0.0)}
+    assert holds_nothing(held, ["B", "C"]) and holds_nothing({}, ["A"])
+    assert not holds_nothing(held, ["A", "C"])
 
 
 def refuse_big(monkeypatch: pytest.MonkeyPatch) -> None:
