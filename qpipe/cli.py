@@ -670,7 +670,7 @@ def live_rebalance(
     strategy is attempted, each one's outcome printed (and why it has no orders); the exit
     status is 1 when any strategy was refused or failed."""
     from qpipe.calendars import to_date
-    from qpipe.live.rebalance import run_strategy, session_plan, trader_for
+    from qpipe.live.rebalance import describe_unowned, run_strategy, session_plan, trader_for
 
     project = _project(ctx)
     try:
@@ -704,6 +704,8 @@ def live_rebalance(
                     f"  sent {len(sent.sent)} orders to the {trader.broker.name} broker"
                     + (f" ({detail})" if detail else "")
                 )
+            if outcome.unowned is not None and len(outcome.unowned):
+                click.echo(f"  {describe_unowned(outcome.unowned)}")
             if outcome.failed:
                 failed.append(name)
                 click.echo(f"  {outcome.error}")

@@ -28,6 +28,7 @@ from qpipe.errors import ConfigError, QpipeError
 from qpipe.live.broker import AlreadyPlaced, Broker, BrokerError, Order, OrderType
 from qpipe.live.journal import Journal
 from qpipe.live.orders import OrderPlanError, plan_orders
+from qpipe.live.sleeves import Sleeves
 from qpipe.rulebook.costs import CostModel
 from qpipe.settings import LimitsConfig
 
@@ -100,6 +101,14 @@ class LiveTrader:
     leave the cash buffer)."""
     kill_file: Path | None = None
     order_type: OrderType = "MOC"
+    sleeves_root: Path | None = None
+    """The lake root the strategies' sleeves are kept under (:class:`Sleeves`, per account);
+    with one, a rebalance given an ``allocation`` trades the strategy's sleeve on its share
+    of the account (else the whole account)."""
+
+    def sleeves(self, account_id: str) -> Sleeves | None:
+        """The sleeves on account ``account_id`` (None without :attr:`sleeves_root`)."""
+        return None if self.sleeves_root is None else Sleeves(self.sleeves_root, account_id)
 
     def killed(self) -> bool:
         """The kill switch: the kill file exists or ``$QPIPE_KILL`` is set (non-empty)."""
@@ -113,15 +122,25 @@ class LiveTrader:
         last_bar: dt.date,
         previous_session: dt.date,
         mode: Mode = "dry_run",
+        allocation: float | None = None,
     ) -> RebalanceReport:
         """Trade ``targets`` (symbol -> weight; NaN leaves a name) of ``strategy`` for
-        ``session``. ``last_bar`` is the newest bar the targets were computed from."""
+        ``session``. ``last_bar`` is the newest bar the targets were computed from.
+
+        With ``allocation`` (a fraction of the account) and :attr:`sleeves_root`, the weights are
+        fractions of the strategy's sleeve value, ``allocation x net liquidation``; the
+        shares held are the sleeve's (positions it does not own are never traded); its buys
+        spend at most the sleeve's cash (sleeve value less its holdings at the quoted prices,
+        and never more than the account's cash); the turnover cap is on the sleeve value.
+        An executed rebalance adds its fills to the sleeve."""
         run_id = uuid.uuid4().hex[:12]
         stamp = {"run_id": run_id, "session": session.isoformat(), "strategy": strategy,
                  "mode": mode}  # fmt: skip
+        if allocation is not None and not 0 < allocation <= 1:
+            raise ValueError(f"allocation of {strategy} must be in (0, 1], got {allocation!r}")
         try:
             return self._rebalance(strategy, session, targets, last_bar, previous_session, mode,
-                                   run_id, stamp)  # fmt: skip
+                                   run_id, stamp, allocation)  # fmt: skip
         except (RebalanceRefused, OrderPlanError, BrokerError) as exc:
             self._event(stamp, "refused", str(exc))
             if isinstance(exc, RebalanceRefused):
@@ -131,6 +150,7 @@ class LiveTrader:
     def _rebalance(
         self, strategy: str, session: dt.date, targets: pd.Series, last_bar: dt.date,
         previous_session: dt.date, mode: Mode, run_id: str, stamp: dict,
+        allocation: float | None = None,
     ) -> RebalanceReport:  # fmt: skip
         if last_bar < previous_session:
             raise RebalanceRefused(
@@ -138,6 +158,10 @@ class LiveTrader:
                 f"{previous_session}"
             )
         account = self.broker.account()
+        sleeves = self.sleeves(account.account_id) if allocation is not None else None
+        sleeve = sleeves is not None
+        if sleeves is not None and mode == "execute":
+            self._catch_up(strategy, previous_session, stamp, sleeves)
         held = self.broker.positions()
         if not (np.isfinite(account.net_liquidation) and account.net_liquidation > 0):
             raise RebalanceRefused(
@@ -151,21 +175,30 @@ class LiveTrader:
                 f"weights above the per-name limit {self.limits.max_weight}: "
                 + ", ".join(f"{s} {w:.4f}" for s, w in over.items())
             )
-        symbols = sorted(set(weights.index) | set(held))
-        prices = self.broker.snapshot(symbols)
-        shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
         cost = pd.Series({s: p.avg_cost for s, p in held.items()}, dtype=np.float64)
+        if sleeve:
+            shares = sleeves.holdings(strategy)  # type: ignore[union-attr]
+        else:
+            shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
+        symbols = sorted(set(weights.index) | set(shares.index))
+        prices = self.broker.snapshot(symbols)
+        nav, cash = account.net_liquidation, account.cash
+        if sleeve:
+            value = float((shares * prices.reindex(shares.index)).sum())
+            nav = account.net_liquidation * allocation  # type: ignore[operator]
+            cash = min(account.cash, nav - value)
         snapshot = pd.DataFrame({
             "symbol": symbols, "held": shares.reindex(symbols).fillna(0.0).to_numpy(),
             "avg_cost": cost.reindex(symbols).to_numpy(),
             "price": prices.reindex(symbols).to_numpy(),
             "target_weight": weights.reindex(symbols).to_numpy(),
             "net_liquidation": account.net_liquidation, "cash": account.cash,
+            "sizing_value": nav, "sizing_cash": cash,
             "broker": self.broker.name, "account_id": account.account_id,
         })  # fmt: skip
         self.journal.record("snapshot", snapshot, **stamp)
         plan = plan_orders(
-            weights, shares, prices, account.net_liquidation, cash=account.cash,
+            weights, shares, prices, nav, cash=cash,
             session=session, strategy=strategy, lot_size=self.limits.lot_size,
             min_trade_value=self.limits.min_trade_value, cash_buffer=self.limits.cash_buffer,
             commission_rate=self.costs.commission_rate, min_commission=self.costs.min_commission,
@@ -177,10 +210,11 @@ class LiveTrader:
                 f"orders above the notional cap {self.limits.max_order_notional:,.0f}: "
                 + ", ".join(f"{r.symbol} {r.notional:,.0f}" for r in big.itertuples())
             )
-        turnover = float(plan["notional"].sum()) / account.net_liquidation
+        turnover = float(plan["notional"].sum()) / nav
         if turnover > self.limits.max_turnover + 1e-12:
+            of = "the sleeve's value" if sleeve else "NAV"
             raise RebalanceRefused(
-                f"turnover {turnover:.2%} of NAV above the cap {self.limits.max_turnover:.2%}"
+                f"turnover {turnover:.2%} of {of} above the cap {self.limits.max_turnover:.2%}"
             )
         self.journal.record("intended", plan, **stamp)
         plan = self._reconcile(plan, session, stamp)
@@ -213,7 +247,7 @@ class LiveTrader:
         report = plan.assign(action=actions, message=messages)
         self.journal.record("submitted", report, **stamp)
         if mode == "execute":
-            self._record_fills(set(report["reference"]), session, stamp)
+            self._record_fills(set(report["reference"]), session, stamp, sleeves)
         return RebalanceReport(run_id, session, strategy, mode, report)
 
     def _reconcile(self, plan: pd.DataFrame, session: dt.date, stamp: dict) -> pd.DataFrame:
@@ -229,9 +263,22 @@ class LiveTrader:
                             ["symbol", "reference", "action"]], **stamp)  # fmt: skip
         return plan
 
-    def _record_fills(self, references: set[str], session: dt.date, stamp: dict) -> None:
+    def _catch_up(self, strategy: str, since: dt.date, stamp: dict, sleeves: Sleeves) -> None:
+        """Add to ``strategy``'s sleeve the fills since ``since`` of the orders it placed
+        earlier (journaled as intended) that came after their run (MOC orders fill at the
+        close)."""
+        intended = self.journal.read("intended")
+        if intended.empty:
+            return
+        refs = set(intended.loc[intended["strategy"] == strategy, "reference"])
+        if refs:
+            self._record_fills(refs, since, stamp, sleeves)
+
+    def _record_fills(
+        self, references: set[str], session: dt.date, stamp: dict, sleeves: Sleeves | None = None
+    ) -> None:
         """Journal the broker's fills of ``references`` so far (MOC orders fill at the close:
-        a later run records the rest)."""
+        a later run records the rest); with ``sleeves``, add them to the strategy's sleeve."""
         seen = self.journal.read("fills")
         seen_ids = set(seen["exec_id"]) if len(seen) else set()
         try:
@@ -239,7 +286,10 @@ class LiveTrader:
         except BrokerError as exc:  # the orders went out; their fills wait for the next run
             self._event(stamp, "fills_unavailable", str(exc))
             return
-        fills = [e for e in executions if e.reference in references and e.exec_id not in seen_ids]
+        ours = [e for e in executions if e.reference in references]
+        if sleeves is not None:
+            sleeves.record(stamp["strategy"], ours)  # each fill once
+        fills = [e for e in ours if e.exec_id not in seen_ids]
         frame = pd.DataFrame([vars(e) for e in fills] if fills else [])
         self.journal.record("fills", frame, **stamp)  # each fill once
 
