@@ -18,11 +18,13 @@ import pandas as pd
 
 from qpipe.backtest.metrics import performance_metrics
 from qpipe.backtest.result import BacktestResult
-from qpipe.backtest.runner import run_backtest
+from qpipe.backtest.runner import lake_market, run_backtest
 from qpipe.calendars import DEFAULT_SESSIONS_PER_YEAR
+from qpipe.data.lake import Lake
 from qpipe.data.schema import MarketData
 from qpipe.settings import BacktestSettings
 from qpipe.strategies.base import BaseStrategy
+from qpipe.strategies.signals import signals_table
 
 ORDER_COLUMNS = ["date", "symbol", "side", "quantity", "fee"]
 
@@ -97,3 +99,21 @@ def run_portfolio(
             strategy, market, signals[name], own, instruments, periods_per_year=periods_per_year
         )
     return combine(results, allocations, settings.initial_cash, periods_per_year)
+
+
+def portfolio_lake(
+    lake: Lake,
+    strategies: Mapping[str, BaseStrategy],
+    settings: BacktestSettings,
+    instruments: pd.DataFrame,
+    allocations: Mapping[str, float],
+    *,
+    periods_per_year: float,
+) -> PortfolioResult:
+    """:func:`run_portfolio` of ``strategies`` over their signal tables in ``lake`` (nothing
+    is saved)."""
+    signals = {
+        name: lake.read(signals_table(name), columns=["target_weight"]) for name in strategies
+    }
+    return run_portfolio(strategies, lake_market(lake), signals, settings, instruments,
+                         allocations, periods_per_year=periods_per_year)  # fmt: skip
