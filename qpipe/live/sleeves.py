@@ -4,7 +4,9 @@ A sleeve is the ledger of the fills of a strategy's orders (found by their refer
 fill once by its execution id), kept per broker account in
 ``<lake>/live/sleeves/<account>/<strategy>.parquet`` (so paper fills never count live; columns
 ``exec_id, reference, symbol, side, quantity, price, commission, time``; each write atomic).
-Its holdings are the signed sum of its fills per symbol. The broker's positions less the
+Its holdings are the signed sum of its fills per symbol. A strategy with no ledger yet on an
+account starts from the fills the live journal holds of its runs there (an account traded
+before sleeves were kept). The broker's positions less the
 holdings of every sleeve are the positions nobody owns (bought outside qpipe, or a
 corporate action the ledgers do not record): reported, never traded. Only an executed
 rebalance writes a sleeve; a dry run reads them.
@@ -39,27 +41,30 @@ class Sleeves:
         path = self.folder / f"{strategy}.parquet"
         return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=LEDGER_COLUMNS)
 
+    def exists(self, strategy: str) -> bool:
+        """Whether ``strategy`` has a ledger on this account yet."""
+        return (self.folder / f"{strategy}.parquet").exists()
+
     def holdings(self, strategy: str) -> pd.Series:
         """Shares of ``strategy``'s sleeve per symbol (buys less sells; names at 0 left out)."""
-        frame = self.ledger(strategy)
-        if frame.empty:
-            return pd.Series(dtype=np.float64)
-        quantity = frame["quantity"].astype(np.float64)
-        signed = quantity.where(frame["side"] == "buy", -quantity)
-        total = signed.groupby(frame["symbol"]).sum()
-        return total.loc[total != 0].astype(np.float64)
+        return holdings_of(self.ledger(strategy))
 
-    def record(self, strategy: str, fills: Iterable[Execution]) -> int:
-        """Add ``fills`` (of ``strategy``'s orders) not yet in its ledger; returns how many."""
+    def record(self, strategy: str, fills: Iterable[Execution] | pd.DataFrame) -> int:
+        """Add ``fills`` (of ``strategy``'s orders; executions or a frame of
+        :data:`LEDGER_COLUMNS`) not yet in its ledger; returns how many."""
         old = self.ledger(strategy)
         seen = set(old["exec_id"])
-        new = [vars(f) for f in fills if f.exec_id not in seen]
-        if not new:
+        if isinstance(fills, pd.DataFrame):
+            rows = fills.loc[~fills["exec_id"].isin(seen), LEDGER_COLUMNS]
+        else:
+            rows = pd.DataFrame([vars(f) for f in fills if f.exec_id not in seen],
+                                columns=LEDGER_COLUMNS)  # fmt: skip
+        rows = rows.drop_duplicates("exec_id")
+        if rows.empty:
             return 0
-        rows = pd.DataFrame(new, columns=LEDGER_COLUMNS)
         write_frame(rows if old.empty else pd.concat([old, rows], ignore_index=True),
                     self.folder / f"{strategy}.parquet")  # fmt: skip
-        return len(new)
+        return len(rows)
 
     def owned(self, strategies: Iterable[str]) -> pd.Series:
         """Shares per symbol held by the sleeves of ``strategies`` together."""
@@ -70,6 +75,16 @@ class Sleeves:
         return pd.concat(parts).groupby(level=0).sum()
 
 
+def holdings_of(frame: pd.DataFrame) -> pd.Series:
+    """Shares per symbol of a ledger ``frame`` (buys less sells; names at 0 left out)."""
+    if frame.empty:
+        return pd.Series(dtype=np.float64)
+    quantity = frame["quantity"].astype(np.float64)
+    signed = quantity.where(frame["side"] == "buy", -quantity)
+    total = signed.groupby(frame["symbol"]).sum()
+    return total.loc[total != 0].astype(np.float64)
+
+
 def unowned(positions: Mapping[str, Position], owned: pd.Series) -> pd.Series:
     """The broker's ``positions`` less the sleeves' ``owned`` shares, per symbol where they
     differ (positive: shares no sleeve owns; negative: sleeves hold more than the broker)."""
@@ -77,3 +92,16 @@ def unowned(positions: Mapping[str, Position], owned: pd.Series) -> pd.Series:
     symbols = sorted(set(held.index) | set(owned.index))
     diff = held.reindex(symbols).fillna(0.0) - owned.reindex(symbols).fillna(0.0)
     return diff.loc[diff.abs() > 1e-9]
+
+
+def journal_fills(journal_fills: pd.DataFrame, snapshots: pd.DataFrame, strategy: str,
+                  account: str) -> pd.DataFrame:  # fmt: skip
+    """The fills the live journal holds of ``strategy``'s runs on ``account`` (a run's
+    account is in its snapshot): how a sleeve starts on an account traded before sleeves
+    were kept, so the positions its orders built stay its own."""
+    if journal_fills.empty or snapshots.empty or "account_id" not in snapshots:
+        return pd.DataFrame(columns=LEDGER_COLUMNS)
+    runs = set(snapshots.loc[snapshots["account_id"] == account, "run_id"])
+    mine = journal_fills.loc[(journal_fills["strategy"] == strategy)
+                             & journal_fills["run_id"].isin(runs)]  # fmt: skip
+    return mine[LEDGER_COLUMNS].drop_duplicates("exec_id").reset_index(drop=True)

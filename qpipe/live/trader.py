@@ -28,7 +28,7 @@ from qpipe.errors import ConfigError, QpipeError
 from qpipe.live.broker import AlreadyPlaced, Broker, BrokerError, Order, OrderType
 from qpipe.live.journal import Journal
 from qpipe.live.orders import OrderPlanError, plan_orders
-from qpipe.live.sleeves import Sleeves
+from qpipe.live.sleeves import Sleeves, holdings_of, journal_fills
 from qpipe.rulebook.costs import CostModel
 from qpipe.settings import LimitsConfig
 
@@ -160,6 +160,12 @@ class LiveTrader:
         account = self.broker.account()
         sleeves = self.sleeves(account.account_id) if allocation is not None else None
         sleeve = sleeves is not None
+        start = None  # a sleeve's start from the journal, when it has no ledger yet
+        if sleeves is not None and not sleeves.exists(strategy):
+            start = journal_fills(self.journal.read("fills"), self.journal.read("snapshot"),
+                                  strategy, account.account_id)  # fmt: skip
+            if mode == "execute" and len(start):
+                sleeves.record(strategy, start)
         if sleeves is not None and mode == "execute":
             self._catch_up(strategy, previous_session, stamp, sleeves)
         held = self.broker.positions()
@@ -177,7 +183,11 @@ class LiveTrader:
             )
         cost = pd.Series({s: p.avg_cost for s, p in held.items()}, dtype=np.float64)
         if sleeve:
-            shares = sleeves.holdings(strategy)  # type: ignore[union-attr]
+            shares = (
+                holdings_of(start)  # a dry run writes no ledger
+                if start is not None and mode == "dry_run"
+                else sleeves.holdings(strategy)  # type: ignore[union-attr]
+            )
         else:
             shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
         symbols = sorted(set(weights.index) | set(shares.index))

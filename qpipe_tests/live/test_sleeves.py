@@ -100,3 +100,20 @@ def test_a_position_no_sleeve_owns_is_never_traded(lake):
     left = unowned(t.broker.positions(), sleeves.owned(["s"]))
     pd.testing.assert_series_equal(left, pd.Series({"A": 20.0, "B": 30.0}), check_names=False)
     assert np.isfinite(t.broker.account().cash)
+
+
+def test_an_account_traded_before_sleeves_starts_them_from_the_journal(lake):
+    t = trader(lake)
+    old = LiveTrader(t.broker, t.journal, t.limits)  # no sleeves: the whole account
+    old.rebalance("s", SESSION, pd.Series({"B": 0.5}), LAST_BAR, PREVIOUS, "execute")
+    assert held(t) == {"B": 200.0}  # 0.5 x 10,000 / 25
+    t.broker.submit(Order("A", "buy", 20, "MKT", "bought-by-hand"))
+    # with sleeves: the journal's fills of s on this account are its sleeve (the 200 B stay
+    # its own, not bought again); the dry run writes no ledger
+    dry = t.rebalance("s", SESSION, pd.Series({"B": 0.5}), LAST_BAR, PREVIOUS, "dry_run", 1.0)
+    assert dry.orders.empty
+    assert not Sleeves(lake.root, "PAPER").exists("s")
+    t.rebalance("s", SESSION, pd.Series({"B": 0.5}), LAST_BAR, PREVIOUS, "execute", 1.0)
+    sleeves = Sleeves(lake.root, "PAPER")
+    assert sleeves.holdings("s").to_dict() == {"B": 200.0}
+    assert unowned(t.broker.positions(), sleeves.owned(["s"])).to_dict() == {"A": 20.0}
