@@ -508,15 +508,22 @@ def _chosen_strategies(project: Any, strategy: str | None) -> list[str]:
     return [strategy] if strategy else list(configured)
 
 
-def _print_metrics(project: Any, names: list[str], only: tuple[str, ...] = ()) -> None:
-    """The saved metrics of ``names`` side by side (just the ``only`` ones when given)."""
+def _print_metrics(
+    project: Any,
+    names: list[str],
+    only: tuple[str, ...] = (),
+    extra: dict[str, dict[str, float]] | None = None,
+) -> None:
+    """The saved metrics of ``names`` side by side (just the ``only`` ones when given), and
+    the ``extra`` columns (name -> metrics) after them."""
     import pandas as pd
 
     from qpipe.backtest.store import load_output
 
     table = pd.concat(
         [load_output(project.lake.root, n, "metrics").set_index("metric")["value"].rename(n)
-         for n in names],
+         for n in names]
+        + [pd.Series(m, name=n, dtype=float) for n, m in (extra or {}).items()],
         axis=1,
     )  # fmt: skip
     if only:
@@ -613,8 +620,19 @@ def demo(ctx: click.Context) -> None:
         "dagster dev -w workspace.yaml"
     )
     if chosen:
-        click.echo("\nHeadline metrics of the backtests:")
-        _print_metrics(project, chosen, HEADLINE)
+        from qpipe.backtest.portfolio import portfolio_lake
+
+        allocations = {n: s.allocation for n, s in project.settings.strategies.items()}
+        portfolio = portfolio_lake(
+            project.lake, project.strategies, project.settings.backtest, project.instruments,
+            allocations, periods_per_year=project.calendar.sessions_per_year,
+        )  # fmt: skip
+        click.echo(
+            "\nHeadline metrics of the backtests (portfolio: every strategy on one account, "
+            + ", ".join(f"{n} {a:g}" for n, a in allocations.items())
+            + "):"
+        )
+        _print_metrics(project, chosen, HEADLINE, {"portfolio": portfolio.metrics})
         _print_warnings(project, chosen)
         click.echo("\nTear sheets:")
         for name in chosen:
@@ -670,7 +688,7 @@ def live_rebalance(
     strategy is attempted, each one's outcome printed (and why it has no orders); the exit
     status is 1 when any strategy was refused or failed."""
     from qpipe.calendars import to_date
-    from qpipe.live.rebalance import run_strategy, session_plan, trader_for
+    from qpipe.live.rebalance import describe_unowned, run_strategy, session_plan, trader_for
 
     project = _project(ctx)
     try:
@@ -706,6 +724,8 @@ def live_rebalance(
                     f"  sent {len(sent.sent)} orders to the {trader.broker.name} broker"
                     + (f" ({detail})" if detail else "")
                 )
+            if outcome.unowned is not None and len(outcome.unowned):
+                click.echo(f"  {describe_unowned(outcome.unowned)}")
             if outcome.failed:
                 failed.append(name)
                 click.echo(f"  {outcome.error}")

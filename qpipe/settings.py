@@ -363,13 +363,20 @@ class RotationParams(RiskParams):
     and the defensive ETF would never act."""
 
 
+Allocation = Annotated[float | None, Field(None, gt=0, le=1, allow_inf_nan=False)]
+"""A strategy's share of the account (a fraction in (0, 1]); None: an equal share of what
+the strategies that give one leave (set at load)."""
+
+
 class LinearStrategyConfig(StrictModel):
     kind: Literal["linear"]
+    allocation: Allocation
     params: LinearParams
 
 
 class RotationStrategyConfig(StrictModel):
     kind: Literal["rotation"]
+    allocation: Allocation
     params: RotationParams
 
 
@@ -512,6 +519,31 @@ class Settings(StrictModel):
         self.backtest._limits = self.limits.model_dump(
             include={"max_weight", "max_gross", "max_order_notional", "max_turnover"}
         )
+        return self
+
+    @model_validator(mode="after")
+    def _allocations(self) -> Settings:
+        """Each strategy's ``allocation`` (a fraction of the account) is set: the strategies
+        that give none share equally what the others leave (with none given, ``1 / number
+        of strategies`` each); the allocations sum to at most 1."""
+        given = {n: s.allocation for n, s in self.strategies.items() if s.allocation is not None}
+        total = sum(given.values())
+        keys = ", ".join(f"strategies.{n}.allocation ({a:g})" for n, a in given.items())
+        if total > 1 + 1e-9:
+            raise ValueError(
+                f"the strategies' allocations sum to {total:g}, above 1 (the whole account): {keys}"
+            )
+        rest = [n for n, s in self.strategies.items() if s.allocation is None]
+        if rest:
+            share = (1.0 - total) / len(rest)
+            if share <= 1e-9:
+                raise ValueError(
+                    f"{keys} take the whole account: nothing is left for "
+                    + ", ".join(f"strategies.{n}" for n in rest)
+                    + " (give each an allocation)"
+                )
+            for name in rest:
+                self.strategies[name].allocation = share
         return self
 
     @model_validator(mode="after")

@@ -169,6 +169,12 @@ def test_demo_ends_with_headline_metrics_and_tear_sheets(isolated_env, tmp_path,
     tail = result.output[result.output.index("Headline metrics of the backtests") :]
     for metric in ("total_return", "cagr", "sharpe", "max_drawdown"):
         assert metric in tail
+    # the portfolio backtest beside the strategy's own: one strategy with all the capital
+    assert "(portfolio: every strategy on one account, rot 1):" in tail
+    assert any("rot" in line and "portfolio" in line for line in tail.splitlines())
+    row = next(line for line in tail.splitlines() if line.strip().startswith("total_return"))
+    own, combined = [float(x) for x in row.replace("│", " ").split()[1:3]]
+    assert combined == own  # all the capital on the one strategy: the same backtest
     sheet = isolated_env / "reports" / "rot.html"
     assert f"rot: {sheet}" in tail
     assert "qpipe backtest: rot" in sheet.read_text()

@@ -216,3 +216,42 @@ def test_strategies_within_the_limits_load():
         parse_settings({"strategies": {"s": ROTATION}, "live": {"max_weight": 0.2}})
     default = load_settings(DEFAULT_CONFIG)  # the packaged strategies fit the packaged limits
     assert default.limits.max_weight == 1.0
+
+
+def test_allocations_default_to_equal_shares_of_what_is_left():
+    three = parse_settings({"strategies": {"a": ROTATION, "b": ROTATION, "c": ROTATION}})
+    assert [s.allocation for s in three.strategies.values()] == pytest.approx([1 / 3] * 3)
+    some = parse_settings({"strategies": {"a": {**ROTATION, "allocation": 0.5}, "b": ROTATION,
+                                          "c": ROTATION}})  # fmt: skip
+    assert [s.allocation for s in some.strategies.values()] == pytest.approx([0.5, 0.25, 0.25])
+    default = load_settings(DEFAULT_CONFIG)
+    assert {n: s.allocation for n, s in default.strategies.items()} == {
+        "multi_factor": 0.6, "etf_rotation": 0.4,
+    }  # fmt: skip
+    # the dump holds the allocations in effect and loads again
+    assert parse_settings(three.model_dump(mode="json")) == three
+
+
+@pytest.mark.parametrize(
+    ("allocations", "message"),
+    [
+        (
+            {"a": 0.7, "b": 0.4},
+            r"allocations sum to 1\.1, above 1 .*strategies\.a\.allocation "
+            r"\(0\.7\), strategies\.b\.allocation \(0\.4\)",
+        ),
+        (
+            {"a": 1.0, "b": None},
+            r"strategies\.a\.allocation \(1\) take the whole account: "
+            r"nothing is left for strategies\.b",
+        ),
+        ({"a": 0.0, "b": 0.5}, r"strategies\.a\.allocation: Input should be greater than 0"),
+        ({"a": 1.5, "b": None}, r"strategies\.a\.allocation: Input should be less than or"),
+    ],
+)
+def test_allocations_above_the_account_are_refused_at_load(allocations, message):
+    strategies = {
+        n: ROTATION if a is None else {**ROTATION, "allocation": a} for n, a in allocations.items()
+    }
+    with pytest.raises(ConfigError, match=message):
+        parse_settings({"strategies": strategies})

@@ -24,6 +24,7 @@ from qpipe.live.broker import Broker, BrokerError, Position
 from qpipe.live.journal import Journal
 from qpipe.live.paper import PaperBroker
 from qpipe.live.risk_book import RiskBook, RiskStateAhead
+from qpipe.live.sleeves import Sleeves, unowned
 from qpipe.live.trader import Limits, LiveTrader, RebalanceRefused, RebalanceReport
 from qpipe.project import Project
 from qpipe.settings import LiveConfig
@@ -83,7 +84,8 @@ def trader_for(project: Project, mode: RunMode = "execute", **overrides: object)
     costs = engine_config(project.settings.backtest).costs
     broker = broker_for(project, mode, **overrides)
     kill_file = Path(project.lake.root) / "live" / "KILL"
-    return LiveTrader(broker, Journal(project.lake.root), limits, costs, kill_file=kill_file)
+    return LiveTrader(broker, Journal(project.lake.root), limits, costs, kill_file=kill_file,
+                      sleeves_root=Path(project.lake.root))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,9 @@ class Outcome:
     note: str = ""
     error: str = ""
     targets: pd.Series | None = field(default=None, repr=False)
+    unowned: pd.Series | None = field(default=None, repr=False)
+    """Shares per symbol of the account's positions that no strategy's sleeve owns
+    (negative: the sleeves hold more than the broker); never traded."""
 
     @property
     def failed(self) -> bool:
@@ -128,6 +133,8 @@ def run_strategy(
         trader.note(plan.session, name, mode, "failed", error)
         return Outcome(name, plan.session, error=error)
     note, error = outcome.note, ""
+    if outcome.unowned is not None and len(outcome.unowned):
+        trader.note(plan.session, name, mode, "unowned", describe_unowned(outcome.unowned))
     if outcome.planned is not None and outcome.planned.orders.empty:
         note = no_orders_reason(project, name, plan.session, outcome.targets)
         trader.note(plan.session, name, mode, "no_orders", note)
@@ -140,6 +147,12 @@ def run_strategy(
             )
             trader.note(plan.session, name, mode, "failed", error)
     return replace(outcome, note=note, error=error)
+
+
+def describe_unowned(shares: pd.Series) -> str:
+    """``shares`` (symbol -> shares no sleeve owns) as one line for a person."""
+    parts = ", ".join(f"{s} {q:+g}" for s, q in shares.items())
+    return f"positions no strategy owns (not traded): {parts}"
 
 
 def no_orders_reason(
@@ -182,7 +195,12 @@ def rebalance(
         raise RebalanceRefused(str(exc)) from exc
     targets = bridge.targets(plan.session, snapshot)
     note = ""
-    start = starting_targets(project, name, plan.session, trader.broker.positions(), universe)
+    allocation = project.settings.strategies[name].allocation
+    held = trader.broker.positions()
+    sleeves = trader.sleeves(trader.broker.account().account_id)
+    if sleeves is not None:  # the strategy's own book, not the account's
+        held = sleeve_positions(held, sleeves.holdings(name))
+    start = starting_targets(project, name, plan.session, held, universe)
     if start is not None:
         day, targets = start
         note = f"starting: trading to the targets of {day}"
@@ -191,11 +209,28 @@ def rebalance(
         targets = apply_risk(project, name, plan.session, targets, trader, mode)
     last_bar = max([plan.last_bar, *bridge.filled])  # gaps the broker filled count
     args = (name, plan.session, targets, last_bar, plan.previous)
-    planned = trader.rebalance(*args, "dry_run")
+    planned = trader.rebalance(*args, "dry_run", allocation)
     sent = None
     if mode != "dry_run" and not planned.orders.empty:
-        sent = trader.rebalance(*args, "execute")
-    return Outcome(name, plan.session, planned, sent, note=note, targets=targets)
+        sent = trader.rebalance(*args, "execute", allocation)
+    return Outcome(name, plan.session, planned, sent, note=note, targets=targets,
+                   unowned=account_unowned(project, trader))  # fmt: skip
+
+
+def sleeve_positions(positions: dict[str, Position], shares: pd.Series) -> dict[str, Position]:
+    """The sleeve's ``shares`` as positions, at the account's average cost per symbol (NaN
+    where the account holds none)."""
+    return {
+        s: Position(s, float(q), positions[s].avg_cost if s in positions else float("nan"))
+        for s, q in shares.items()
+    }
+
+
+def account_unowned(project: Project, trader: LiveTrader) -> pd.Series:
+    """The broker's positions less every configured strategy's sleeve (see
+    :func:`qpipe.live.sleeves.unowned`)."""
+    sleeves = Sleeves(project.lake.root, trader.broker.account().account_id)
+    return unowned(trader.broker.positions(), sleeves.owned(project.settings.strategies))
 
 
 def holds_nothing(held: Mapping[str, Position], names: Iterable[str]) -> bool:
@@ -253,9 +288,12 @@ def apply_risk(
     strategy = project.strategies[name]
     book = RiskBook(project.lake.root, name, strategy.stop_loss, strategy.circuit_breaker)
     broker = trader.broker
-    held = broker.positions()
+    account = broker.account()
+    sleeve = Sleeves(project.lake.root, account.account_id).holdings(name)
+    held = sleeve_positions(broker.positions(), sleeve)
     prices = broker.snapshot(sorted(set(targets.index) | set(held)))
-    nav = broker.account().net_liquidation
+    # the strategy's share of the account's value (the value its orders are sized on)
+    nav = account.net_liquidation * (project.settings.strategies[name].allocation or 1.0)
     if not (np.isfinite(nav) and nav > 0):
         return targets  # the trader refuses an empty or inconsistent account
     instruments = project.instruments

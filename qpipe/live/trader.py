@@ -28,6 +28,7 @@ from qpipe.errors import ConfigError, QpipeError
 from qpipe.live.broker import AlreadyPlaced, Broker, BrokerError, Order, OrderType
 from qpipe.live.journal import Journal
 from qpipe.live.orders import OrderPlanError, plan_orders
+from qpipe.live.sleeves import Sleeves, holdings_of, journal_fills
 from qpipe.rulebook.costs import CostModel
 from qpipe.rulebook.limits import LIMITS, NOT_REFUSED, limit_params, refusal
 from qpipe.settings import LimitsConfig
@@ -102,6 +103,14 @@ class LiveTrader:
     leave the cash buffer)."""
     kill_file: Path | None = None
     order_type: OrderType = "MOC"
+    sleeves_root: Path | None = None
+    """The lake root the strategies' sleeves are kept under (:class:`Sleeves`, per account);
+    with one, a rebalance given an ``allocation`` trades the strategy's sleeve on its share
+    of the account (else the whole account)."""
+
+    def sleeves(self, account_id: str) -> Sleeves | None:
+        """The sleeves on account ``account_id`` (None without :attr:`sleeves_root`)."""
+        return None if self.sleeves_root is None else Sleeves(self.sleeves_root, account_id)
 
     def _refuse(self, weights: pd.Series, notional: pd.Series, nav: float) -> None:
         """Raise :class:`RebalanceRefused` when the limits' refusal rule
@@ -155,15 +164,25 @@ class LiveTrader:
         last_bar: dt.date,
         previous_session: dt.date,
         mode: Mode = "dry_run",
+        allocation: float | None = None,
     ) -> RebalanceReport:
         """Trade ``targets`` (symbol -> weight; NaN leaves a name) of ``strategy`` for
-        ``session``. ``last_bar`` is the newest bar the targets were computed from."""
+        ``session``. ``last_bar`` is the newest bar the targets were computed from.
+
+        With ``allocation`` (a fraction of the account) and :attr:`sleeves_root`, the weights are
+        fractions of the strategy's sleeve value, ``allocation x net liquidation``; the
+        shares held are the sleeve's (positions it does not own are never traded); its buys
+        spend at most the sleeve's cash (sleeve value less its holdings at the quoted prices,
+        and never more than the account's cash); the turnover cap is on the sleeve value.
+        An executed rebalance adds its fills to the sleeve."""
         run_id = uuid.uuid4().hex[:12]
         stamp = {"run_id": run_id, "session": session.isoformat(), "strategy": strategy,
                  "mode": mode}  # fmt: skip
+        if allocation is not None and not 0 < allocation <= 1:
+            raise ValueError(f"allocation of {strategy} must be in (0, 1], got {allocation!r}")
         try:
             return self._rebalance(strategy, session, targets, last_bar, previous_session, mode,
-                                   run_id, stamp)  # fmt: skip
+                                   run_id, stamp, allocation)  # fmt: skip
         except (RebalanceRefused, OrderPlanError, BrokerError) as exc:
             self._event(stamp, "refused", str(exc))
             if isinstance(exc, RebalanceRefused):
@@ -173,6 +192,7 @@ class LiveTrader:
     def _rebalance(
         self, strategy: str, session: dt.date, targets: pd.Series, last_bar: dt.date,
         previous_session: dt.date, mode: Mode, run_id: str, stamp: dict,
+        allocation: float | None = None,
     ) -> RebalanceReport:  # fmt: skip
         if last_bar < previous_session:
             raise RebalanceRefused(
@@ -180,6 +200,16 @@ class LiveTrader:
                 f"{previous_session}"
             )
         account = self.broker.account()
+        sleeves = self.sleeves(account.account_id) if allocation is not None else None
+        sleeve = sleeves is not None
+        start = None  # a sleeve's start from the journal, when it has no ledger yet
+        if sleeves is not None and not sleeves.exists(strategy):
+            start = journal_fills(self.journal.read("fills"), self.journal.read("snapshot"),
+                                  strategy, account.account_id)  # fmt: skip
+            if mode == "execute" and len(start):
+                sleeves.record(strategy, start)
+        if sleeves is not None and mode == "execute":
+            self._catch_up(strategy, previous_session, stamp, sleeves)
         held = self.broker.positions()
         if not (np.isfinite(account.net_liquidation) and account.net_liquidation > 0):
             raise RebalanceRefused(
@@ -188,27 +218,40 @@ class LiveTrader:
             )
         weights = pd.Series(targets, dtype=np.float64)
         self._refuse(weights, pd.Series(dtype=np.float64), account.net_liquidation)
-        symbols = sorted(set(weights.index) | set(held))
-        prices = self.broker.snapshot(symbols)
-        shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
         cost = pd.Series({s: p.avg_cost for s, p in held.items()}, dtype=np.float64)
+        if sleeve:
+            shares = (
+                holdings_of(start)  # a dry run writes no ledger
+                if start is not None and mode == "dry_run"
+                else sleeves.holdings(strategy)  # type: ignore[union-attr]
+            )
+        else:
+            shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
+        symbols = sorted(set(weights.index) | set(shares.index))
+        prices = self.broker.snapshot(symbols)
+        nav, cash = account.net_liquidation, account.cash
+        if sleeve:
+            value = float((shares * prices.reindex(shares.index)).sum())
+            nav = account.net_liquidation * allocation  # type: ignore[operator]
+            cash = min(account.cash, nav - value)
         snapshot = pd.DataFrame({
             "symbol": symbols, "held": shares.reindex(symbols).fillna(0.0).to_numpy(),
             "avg_cost": cost.reindex(symbols).to_numpy(),
             "price": prices.reindex(symbols).to_numpy(),
             "target_weight": weights.reindex(symbols).to_numpy(),
             "net_liquidation": account.net_liquidation, "cash": account.cash,
+            "sizing_value": nav, "sizing_cash": cash,
             "broker": self.broker.name, "account_id": account.account_id,
         })  # fmt: skip
         self.journal.record("snapshot", snapshot, **stamp)
         plan = plan_orders(
-            weights, shares, prices, account.net_liquidation, cash=account.cash,
+            weights, shares, prices, nav, cash=cash,
             session=session, strategy=strategy, lot_size=self.limits.lot_size,
             min_trade_value=self.limits.min_trade_value, cash_buffer=self.limits.cash_buffer,
             commission_rate=self.costs.commission_rate, min_commission=self.costs.min_commission,
             slippage_rate=self.costs.slippage_rate, max_gross=self.limits.max_gross,
         )  # fmt: skip
-        self._refuse(weights, plan.set_index("symbol")["notional"], account.net_liquidation)
+        self._refuse(weights, plan.set_index("symbol")["notional"], nav)
         self.journal.record("intended", plan, **stamp)
         plan = self._reconcile(plan, session, stamp)
         actions, messages = [], []
@@ -240,7 +283,7 @@ class LiveTrader:
         report = plan.assign(action=actions, message=messages)
         self.journal.record("submitted", report, **stamp)
         if mode == "execute":
-            self._record_fills(set(report["reference"]), session, stamp)
+            self._record_fills(set(report["reference"]), session, stamp, sleeves)
         return RebalanceReport(run_id, session, strategy, mode, report)
 
     def _reconcile(self, plan: pd.DataFrame, session: dt.date, stamp: dict) -> pd.DataFrame:
@@ -256,9 +299,22 @@ class LiveTrader:
                             ["symbol", "reference", "action"]], **stamp)  # fmt: skip
         return plan
 
-    def _record_fills(self, references: set[str], session: dt.date, stamp: dict) -> None:
+    def _catch_up(self, strategy: str, since: dt.date, stamp: dict, sleeves: Sleeves) -> None:
+        """Add to ``strategy``'s sleeve the fills since ``since`` of the orders it placed
+        earlier (journaled as intended) that came after their run (MOC orders fill at the
+        close)."""
+        intended = self.journal.read("intended")
+        if intended.empty:
+            return
+        refs = set(intended.loc[intended["strategy"] == strategy, "reference"])
+        if refs:
+            self._record_fills(refs, since, stamp, sleeves)
+
+    def _record_fills(
+        self, references: set[str], session: dt.date, stamp: dict, sleeves: Sleeves | None = None
+    ) -> None:
         """Journal the broker's fills of ``references`` so far (MOC orders fill at the close:
-        a later run records the rest)."""
+        a later run records the rest); with ``sleeves``, add them to the strategy's sleeve."""
         seen = self.journal.read("fills")
         seen_ids = set(seen["exec_id"]) if len(seen) else set()
         try:
@@ -266,7 +322,10 @@ class LiveTrader:
         except BrokerError as exc:  # the orders went out; their fills wait for the next run
             self._event(stamp, "fills_unavailable", str(exc))
             return
-        fills = [e for e in executions if e.reference in references and e.exec_id not in seen_ids]
+        ours = [e for e in executions if e.reference in references]
+        if sleeves is not None:
+            sleeves.record(stamp["strategy"], ours)  # each fill once
+        fills = [e for e in ours if e.exec_id not in seen_ids]
         frame = pd.DataFrame([vars(e) for e in fills] if fills else [])
         self.journal.record("fills", frame, **stamp)  # each fill once
 

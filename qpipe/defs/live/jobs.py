@@ -23,7 +23,7 @@ from dagster import (
 
 from qpipe.calendars import to_date
 from qpipe.defs.resources import ProjectResource
-from qpipe.live.rebalance import run_strategy, session_plan, trader_for
+from qpipe.live.rebalance import describe_unowned, run_strategy, session_plan, trader_for
 
 MODES = ("dry_run", "paper", "execute")
 
@@ -79,6 +79,8 @@ def rebalance_strategy(context: OpExecutionContext, step: dict, qpipe: ProjectRe
         planned = len(outcome.planned.orders)
         why = f" ({outcome.note})" if outcome.note else ""
         context.log.info(f"{name} {plan.session}: {planned} orders planned{why}, {sent} sent")
+    if outcome.unowned is not None and len(outcome.unowned):
+        context.log.warning(f"{name} {plan.session}: {describe_unowned(outcome.unowned)}")
     if outcome.failed:
         context.log.error(f"{name} {plan.session}: {outcome.error}")
         raise Failure(description=f"strategy {name} {plan.session}: {outcome.error}")
