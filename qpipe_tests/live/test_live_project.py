@@ -476,8 +476,10 @@ def test_a_strategy_holding_nothing_starts_at_the_next_session(project, tmp_path
     assert paper.exit_code == 0 and "sent 5 orders" in paper.output, paper.output
     held = broker.positions()
     assert set(held) == set(want.index)
-    for symbol, w in want.items():  # w of the 1,000,000 account at the fill price
-        assert 0.9 * w <= held[symbol].quantity * held[symbol].avg_cost / 1e6 <= 1.01 * w
+    # w of lin's sleeve (its allocation of the 1,000,000 account) at the fill price
+    sleeve = 1e6 * Project.load(cfg, data).settings.strategies["lin"].allocation
+    for symbol, w in want.items():
+        assert 0.9 * w <= held[symbol].quantity * held[symbol].avg_cost / sleeve <= 1.01 * w
     events = Journal(data / "lake").read("events")
     started = events.loc[events["event"] == "starting"]
     assert list(started["detail"]) == [starting, starting]  # the dry run's and the paper's
@@ -636,8 +638,7 @@ def test_orders_rejected_at_the_broker_fail_that_strategy_only(project, tmp_path
     assert out.exit_code == 1, out.output
     assert "failed: 1 of 5 orders not accepted: S0015 rejected" in out.output
     assert "1 of 2 strategies failed: ivol" in out.output
-    # lin, after ivol's failure, sent every order it planned (it trades the account ivol's
-    # accepted orders changed: strategies share one account until capital is allocated)
+    # lin, after ivol's failure, sent every order it planned
     lin = {p["orderRef"] for p in fake.placed if p["orderRef"].startswith("qp:lin:")}
     intended = Journal(data / "lake").read("intended")
     planned = intended.loc[intended["strategy"] == "lin", "reference"]
