@@ -529,7 +529,7 @@ def _print_metrics(
     if only:
         table = table.loc[[m for m in only if m in table.index]]
     click.echo("")
-    _print_frame(table.round(4).reset_index(), len(table))
+    _print_frame(table.round(4).rename_axis("metric").reset_index(), len(table))
 
 
 def _print_warnings(project: Any, names: list[str]) -> None:
