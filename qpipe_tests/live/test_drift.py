@@ -26,7 +26,8 @@ from qpipe_tests.conftest import SMALL_CONFIG, write_config
 STRATEGIES = {
     "lin": {"kind": "linear", "params": {"factors": {"reversal_1m": 1.0, "vol_20": -0.5},
                                          "universe": {"kinds": ["stock"]}, "top_k": 5,
-                                         "hold_band": 1, "rebalance": "daily"}},
+                                         "hold_band": 1, "rebalance": "daily",
+                                         "max_weight": 0.1, "max_gross": 0.5}},
     "rot": {"kind": "rotation", "params": {"symbols": ["EMKT", "ETECH"],
                                            "lookback": 10, "top_k": 1,
                                            "rebalance": "weekly"}},
@@ -80,6 +81,7 @@ def test_paper_drift_is_zero_to_rounding(paper_run):
     assert len(lin) >= SESSIONS - 2
     assert set(lin["date"].dt.date) <= set(days)
     assert (sessions["broker"] == "paper").all()
+    assert set(sessions["strategy"]) == {"lin", "rot"}  # two strategies on one account
     assert (sessions["orders"] > 0).all() and (sessions["missed"] == 0).all()
     # Quantities equal: the live plan, the live fills and the engine's fills.
     traded = orders.loc[orders["intended"].notna()]
