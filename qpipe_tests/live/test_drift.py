@@ -162,3 +162,28 @@ def test_a_broker_filling_at_another_price_drifts_by_the_hand_computed_amount(tm
     np.testing.assert_allclose(
         orders["slippage_vs_model"], (notional * 0.0020).reindex(orders.index), rtol=1e-9
     )
+
+
+def test_orders_not_sent_are_missed_orders(tmp_path, monkeypatch):
+    cfg, _ = _build(tmp_path)
+    project = Project.load(cfg, tmp_path / "data")
+    plan = session_plan(project, project.lake.dates("bars")[-1])
+    trader = trader_for(project, "paper")
+    monkeypatch.setenv("QPIPE_KILL", "1")  # the kill switch: every order planned, none sent
+    outcome = run_strategy(project, "lin", plan, trader, "paper")
+    assert set(outcome.sent.orders["action"]) == {"killed"}
+    report = drift.project_drift(project, "lin")
+    row = report.sessions.iloc[0]
+    assert (row["orders"], row["filled"], row["missed"]) == (5, 0, 5)
+    bought = outcome.sent.orders.set_index("symbol")["quantity"]
+    close = project.lake.read("bars", plan.session, plan.session).set_index("symbol")["close"]
+    notional = (bought * close).dropna()
+    # The engine bought them at c (1 + 5 bp) with 10 bp fees, marked at c: it is behind the
+    # account that did not trade by the slippage and the fees.
+    assert row["missed_orders"] == pytest.approx((notional * 0.0005).sum(), rel=1e-9)
+    assert row["costs"] == pytest.approx((notional * 1.0005 * 0.0010).sum(), rel=1e-9)
+    assert row["fills"] == 0.0
+    assert row["nav_diff"] == pytest.approx(row["missed_orders"] + row["costs"], rel=1e-9)
+    assert row["cause"] == "costs, missed_orders"
+    orders = report.orders.set_index("symbol")
+    assert (orders["filled"] == 0).all() and (orders["engine_quantity"] == bought).all()
