@@ -28,12 +28,19 @@ snapshot's net liquidation value), split exactly into
   account did not (not sent, killed, rejected, not filled);
 - ``costs``: the engine's fees less the live fees;
 
-with ``residual`` what is left (rounding). ``start_diff`` is the snapshot's net liquidation
+with ``residual`` what is left (rounding). ``corporate_actions`` is the gap before the
+session: the snapshot's shares and cash less what the engine carries from the end of the
+account's previous journaled run (its snapshot and fills) through the corporate actions
+with ex-dates since (shares times the split ratio, dividends per share in cash), on the
+names with such actions and the cash, at the session's marks; 0 when no held name had one,
+NULL for an account's first run (e.g. a broker that does not book a split shows here).
+``start_diff`` is the snapshot's net liquidation
 value less the same positions at the engine's marks (a live valuation on other prices, e.g.
 a stale bar); ``cause`` names the components above :data:`TOLERANCE` of the NAV, largest
-first (``none`` when there is none). ``tracking`` is the cumulative sum of ``nav_diff_rel``
-per strategy over its sessions. Missing values are NULL in the ``live_drift`` table
-(:func:`write_drift`; the lake's ``symbol`` key holds the strategy).
+first (``none`` when there is none). ``tracking`` is the cumulative sum per strategy over
+its sessions of ``nav_diff`` and ``corporate_actions`` over ``nav_start``. Missing values
+are NULL in the ``live_drift`` table (:func:`write_drift`; the lake's ``symbol`` key holds
+the strategy).
 """
 
 from __future__ import annotations
@@ -64,7 +71,7 @@ CAUSES = ("fills", "costs", "missed_orders")
 SESSION_COLUMNS = [
     "date", "strategy", "broker", "run_id", "orders", "filled", "missed", "nav_start",
     "start_diff", "nav_live", "nav_engine", "nav_diff", "nav_diff_rel", "fills", "costs",
-    "missed_orders", "residual", "cause", "tracking",
+    "missed_orders", "residual", "corporate_actions", "cause", "tracking",
 ]  # fmt: skip
 ORDER_COLUMNS = [
     "date", "strategy", "symbol", "intended", "quoted", "filled", "fill_price", "fee",
@@ -118,6 +125,7 @@ def compute_drift(
         return DriftReport(_empty(SESSION_COLUMNS), _empty(ORDER_COLUMNS))
     snaps = snaps.loc[snaps["mode"] == "execute"]
     snaps = snaps.assign(day=pd.to_datetime(snaps["session"]).dt.date)
+    everything = snaps
     if strategy is not None:
         snaps = snaps.loc[snaps["strategy"] == strategy]
     if start is not None:
@@ -130,17 +138,90 @@ def compute_drift(
     snaps = snaps.loc[snaps["run_id"].isin(set(first_runs))]
     fills = _stamped(journal.read("fills"))
     intended = _stamped(journal.read("intended"))
+    carry = _carried(everything, fills, lake, set(first_runs))
     closes = _closes(lake, calendar, sorted(set(snaps["symbol"])), snaps["day"])
     engine = BacktestEngine(config)
     sessions, orders = [], []
     for run_id, snap in snaps.groupby("run_id", sort=False):
-        row, order_rows = _replay(engine, config, snap, run_id, fills, intended, closes, calendar)
+        row, order_rows = _replay(
+            engine, config, snap, run_id, fills, intended, closes, calendar, carry.get(run_id)
+        )
         sessions.append(row)
         orders.append(order_rows)
     frame = pd.DataFrame(sessions).sort_values(["date", "strategy"], ignore_index=True)
-    frame["tracking"] = frame.groupby("strategy")["nav_diff_rel"].cumsum()
+    frame["tracking"] = _tracking(frame)
     order_frame = pd.concat(orders, ignore_index=True) if orders else _empty(ORDER_COLUMNS)
     return DriftReport(frame[SESSION_COLUMNS], order_frame[ORDER_COLUMNS])
+
+
+def _tracking(sessions: pd.DataFrame) -> pd.Series:
+    """Per strategy, the running sum over its sessions of the NAV difference and the
+    corporate actions' difference (none when unknown), over the starting NAV."""
+    gap = sessions["nav_diff"] + sessions["corporate_actions"].fillna(0.0)
+    return (gap / sessions["nav_start"]).groupby(sessions["strategy"]).cumsum()
+
+
+def _carried(
+    snaps: pd.DataFrame, fills: pd.DataFrame, lake: Lake, runs: set[str]
+) -> dict[str, tuple[pd.Series, float, pd.Index] | None]:
+    """For each run of ``runs``: the account's shares and cash the engine carries to its
+    session from the end of the account's previous run (that run's snapshot and fills),
+    through the corporate actions with ex-dates after the previous run's session up to this
+    one (shares times the split ratio, then the dividend per share in cash), and the symbols
+    held with such actions; None for an account's first run."""
+    out: dict[str, tuple[pd.Series, float, pd.Index] | None] = {}
+    order = snaps.drop_duplicates("run_id")
+    account = order["broker"].astype(str) + ":" + order["account_id"].astype(str)
+    actions = _actions(lake, order["day"])
+    previous: dict[str, tuple[dt.date, pd.Series, float]] = {}
+    for (run_id, day), key in zip(zip(order["run_id"], order["day"], strict=True), account,
+                                  strict=True):  # fmt: skip
+        snap = snaps.loc[snaps["run_id"] == run_id].set_index("symbol")
+        if run_id in runs:
+            before = previous.get(key)
+            out[run_id] = None if before is None else _through(before, day, actions)
+        mine = fills.loc[fills["run_id"] == run_id] if "side" in fills else None
+        if mine is None or mine.empty:
+            previous[key] = (day, snap["held"].astype(np.float64), float(snap["cash"].iloc[0]))
+            continue
+        signed = np.where(mine["side"] == "buy", 1.0, -1.0) * mine["quantity"].astype(float)
+        traded = pd.Series(signed.to_numpy(), index=mine["symbol"].astype(str))
+        shares = snap["held"].astype(np.float64).add(traded.groupby(level=0).sum(),
+                                                     fill_value=0.0)  # fmt: skip
+        cash = (
+            float(snap["cash"].iloc[0])
+            - float((signed * mine["price"].astype(float)).sum())
+            - float(mine["commission"].astype(float).sum())
+        )
+        previous[key] = (day, shares, cash)
+    return out
+
+
+def _actions(lake: Lake, days: pd.Series) -> pd.DataFrame:
+    """The lake's corporate actions from the first to the last of ``days``."""
+    if "corporate_actions" not in lake.tables() or days.empty:
+        return pd.DataFrame(columns=["date", "symbol", "split_ratio", "dividend"])
+    return lake.read("corporate_actions", min(days), max(days))
+
+
+def _through(
+    before: tuple[dt.date, pd.Series, float], day: dt.date, actions: pd.DataFrame
+) -> tuple[pd.Series, float, pd.Index]:
+    """``before`` (session, shares, cash) carried to ``day`` through ``actions``."""
+    since, shares, cash = before
+    shares = shares.copy()
+    dates = pd.to_datetime(actions["date"]).dt.date if len(actions) else actions["date"]
+    window = actions.loc[(dates > since) & (dates <= day)].sort_values("date")
+    touched = []
+    for row in window.itertuples():
+        held = float(shares.get(row.symbol, 0.0))
+        if held == 0.0:
+            continue
+        held *= 1.0 if pd.isna(row.split_ratio) else float(row.split_ratio)
+        shares[row.symbol] = held
+        cash += held * (0.0 if pd.isna(row.dividend) else float(row.dividend))
+        touched.append(row.symbol)
+    return shares, cash, pd.Index(sorted(set(touched)))
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -174,6 +255,7 @@ def _replay(
     intended: pd.DataFrame,
     closes: pd.DataFrame,
     calendar: TradingCalendar,
+    carried: tuple[pd.Series, float, pd.Index] | None,
 ) -> tuple[dict, pd.DataFrame]:
     """One session's replay and comparison (see the module's docstring)."""
     first = snap.iloc[0]
@@ -251,7 +333,15 @@ def _replay(
     start_value = cash0 + float((held * mark)[priced & (held != 0)].sum())
     diff = nav_live - nav_engine
     amounts = {"fills": fills_amt, "costs": costs_amt, "missed_orders": missed_amt}
-    named = [k for k, v in sorted(amounts.items(), key=lambda kv: -abs(kv[1]))
+    corporate = np.nan
+    if carried is not None:
+        shares, cash, touched = carried
+        corporate = 0.0
+        if len(touched):
+            now = held.reindex(touched).fillna(0.0) - shares.reindex(touched).fillna(0.0)
+            corporate = float((now * mark.reindex(touched)).fillna(0.0).sum()) + cash0 - cash
+    causes = {**amounts, "corporate_actions": 0.0 if np.isnan(corporate) else corporate}
+    named = [k for k, v in sorted(causes.items(), key=lambda kv: -abs(kv[1]))
              if abs(v) > TOLERANCE * abs(nav0)]  # fmt: skip
     row = {
         "date": day, "strategy": name, "broker": first.get("broker", ""), "run_id": run_id,
@@ -259,7 +349,7 @@ def _replay(
         "missed": float(((q_l == 0) & plan_qty.reindex(names).fillna(0.0).ne(0)).sum()),
         "nav_start": nav0, "start_diff": nav0 - start_value, "nav_live": nav_live,
         "nav_engine": nav_engine, "nav_diff": diff, "nav_diff_rel": diff / nav0,
-        **amounts, "residual": diff - sum(amounts.values()),
+        **amounts, "residual": diff - sum(amounts.values()), "corporate_actions": corporate,
         "cause": ", ".join(named) or "none",
     }  # fmt: skip
     quoted = plan["price"].astype(np.float64).reindex(names)
@@ -311,6 +401,6 @@ def project_drift(
     if strategy is None:
         return report
     sessions = report.sessions.loc[report.sessions["strategy"] == strategy]
-    sessions = sessions.assign(tracking=sessions["nav_diff_rel"].cumsum())
+    sessions = sessions.assign(tracking=_tracking(sessions))
     orders = report.orders.loc[report.orders["strategy"] == strategy]
     return DriftReport(sessions.reset_index(drop=True), orders.reset_index(drop=True))

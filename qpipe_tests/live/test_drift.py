@@ -1,8 +1,9 @@
 """The drift report (:mod:`qpipe.live.drift`) on a small synthetic project run session by
 session on the paper broker, as a nightly sync then `qpipe live rebalance --paper` would:
-the paper broker fills like the backtest's ``close`` mode, so the drift is zero to rounding;
-a paper broker with another slippage drifts by the hand-computed amount, named as fills and
-costs."""
+the paper broker fills like the backtest's ``close`` mode, so the drift of every session's
+trading is zero to rounding (the dividends it does not book are named as corporate
+actions, by the hand-computed amount); a paper broker with another slippage drifts by the
+hand-computed amount, named as fills and costs; orders not sent are missed orders."""
 
 from __future__ import annotations
 
@@ -93,8 +94,24 @@ def test_paper_drift_is_zero_to_rounding(paper_run):
     np.testing.assert_allclose(traded["slippage_vs_model"], 0.0, atol=1e-6)
     assert (orders["fee"] > 0).sum() == len(traded)  # costs are charged: a real check
     assert (sessions["nav_diff"].abs() < 1e-6 * sessions["nav_start"]).all()
-    assert (sessions["cause"] == "none").all()
-    assert sessions["tracking"].abs().max() < 1e-6
+    # The only other gap: the dividends of the names held, which the paper broker does not
+    # book (it knows no corporate actions); by hand, each session's held shares times the
+    # dividends of that session (the account runs every session; the market has no split).
+    actions = project.lake.read("corporate_actions", days[0], days[-1])
+    assert (actions["split_ratio"] == 1.0).all() and len(actions)
+    snap = Journal(project.lake.root).read("snapshot")
+    assert np.isnan(sessions["corporate_actions"].iloc[0])  # the account's first run
+    for before, row in zip(sessions.itertuples(), sessions.iloc[1:].itertuples(), strict=False):
+        held = snap.loc[snap["run_id"] == row.run_id].set_index("symbol")["held"]
+        today = actions.loc[actions["date"] == row.date].set_index("symbol")["dividend"]
+        # (lin runs before rot in a session: rot's run carries from lin's, no action between)
+        want = -(held.reindex(today.index).fillna(0.0) * today).sum()
+        want = 0.0 if before.date == row.date else want
+        assert row.corporate_actions == pytest.approx(want, abs=1e-9), row.date
+        assert row.cause == ("corporate_actions" if want else "none"), row.date
+    assert (sessions["corporate_actions"] != 0).sum() >= 1  # the check above is not vacuous
+    execution = (sessions["nav_diff"] / sessions["nav_start"]).groupby(sessions["strategy"])
+    assert execution.cumsum().abs().max() < 1e-6
     # The NAV after the live fills, recomputed by hand from the journal and the lake.
     journal = Journal(project.lake.root)
     snap = journal.read("snapshot")
@@ -187,3 +204,37 @@ def test_orders_not_sent_are_missed_orders(tmp_path, monkeypatch):
     assert row["cause"] == "costs, missed_orders"
     orders = report.orders.set_index("symbol")
     assert (orders["filled"] == 0).all() and (orders["engine_quantity"] == bought).all()
+
+
+def test_a_corporate_action_the_broker_does_not_book_is_named(tmp_path):
+    cfg, env = _build(tmp_path)
+    project = Project.load(cfg, tmp_path / "data")
+    first, second = project.lake.dates("bars")[-2:]
+    bars_dir = Path(project.lake.path("bars"))
+    shutil.move(bars_dir / f"date={second}", tmp_path / "aside")
+    run = ["--config", str(cfg), "live", "rebalance", "--paper", "--strategy", "lin", "--session"]
+    assert CliRunner().invoke(cli, [*run, str(first)], env=env).exit_code == 0
+    held = PaperBroker(project.lake).positions()
+    split_name, dividend_name = sorted(held)[:2]
+    # A 2-for-1 split and a 0.50 dividend on the second session, which the paper broker
+    # does not book (it knows no corporate actions).
+    shutil.move(tmp_path / "aside", bars_dir / f"date={second}")
+    actions = project.lake.read("corporate_actions", second, second)
+    extra = pd.DataFrame({"date": pd.Timestamp(second), "symbol": [split_name, dividend_name],
+                          "split_ratio": [2.0, 1.0], "dividend": [0.0, 0.5],
+                          "factor": [0.5, 0.99]})  # fmt: skip
+    project.lake.write("corporate_actions", pd.concat([actions, extra]), [second])
+    out = CliRunner().invoke(cli, [*run, str(second)], env=env)
+    assert out.exit_code == 0, out.output
+    sessions = drift.project_drift(Project.load(cfg, tmp_path / "data"), "lin").sessions
+    assert len(sessions) == 2 and np.isnan(sessions["corporate_actions"].iloc[0])
+    row = sessions.iloc[1]
+    close = project.lake.read("bars", second, second).set_index("symbol")["close"]
+    q_split, q_div = held[split_name].quantity, held[dividend_name].quantity
+    # The engine holds 2 q after the split and is paid 0.50 per share; the account has q.
+    want = -q_split * close[split_name] - 0.5 * q_div
+    assert row["corporate_actions"] == pytest.approx(want, rel=1e-12)
+    assert row["cause"].split(", ")[0] == "corporate_actions"
+    assert row["tracking"] == pytest.approx(
+        sessions["nav_diff_rel"].sum() + want / row["nav_start"], rel=1e-9
+    )
