@@ -56,6 +56,7 @@ from qpipe.backtest.config import BacktestConfig
 from qpipe.backtest.engine import BacktestEngine
 from qpipe.backtest.runner import engine_config
 from qpipe.calendars import TradingCalendar
+from qpipe.data.adjustments import book_actions
 from qpipe.data.lake import Lake
 from qpipe.live.journal import Journal
 from qpipe.live.trader import Limits
@@ -207,21 +208,13 @@ def _actions(lake: Lake, days: pd.Series) -> pd.DataFrame:
 def _through(
     before: tuple[dt.date, pd.Series, float], day: dt.date, actions: pd.DataFrame
 ) -> tuple[pd.Series, float, pd.Index]:
-    """``before`` (session, shares, cash) carried to ``day`` through ``actions``."""
+    """``before`` (session, shares, cash) carried to ``day`` through ``actions``
+    (:func:`~qpipe.data.adjustments.book_actions`)."""
     since, shares, cash = before
-    shares = shares.copy()
     dates = pd.to_datetime(actions["date"]).dt.date if len(actions) else actions["date"]
-    window = actions.loc[(dates > since) & (dates <= day)].sort_values("date")
-    touched = []
-    for row in window.itertuples():
-        held = float(shares.get(row.symbol, 0.0))
-        if held == 0.0:
-            continue
-        held *= 1.0 if pd.isna(row.split_ratio) else float(row.split_ratio)
-        shares[row.symbol] = held
-        cash += held * (0.0 if pd.isna(row.dividend) else float(row.dividend))
-        touched.append(row.symbol)
-    return shares, cash, pd.Index(sorted(set(touched)))
+    window = actions.loc[(dates > since) & (dates <= day)]
+    shares, cash, touched = book_actions(shares, cash, window)
+    return shares, cash, pd.Index(touched)
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
