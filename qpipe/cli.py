@@ -741,10 +741,12 @@ def live_drift(
         click.echo("no paper or live rebalance in the journal for this selection")
         return
     columns = ["date", "strategy", "broker", "orders", "filled", "missed", "nav_start",
-               "nav_diff", "nav_diff_rel", "fills", "costs", "missed_orders", "cause",
-               "tracking"]  # fmt: skip
+               "nav_diff", "nav_diff_rel", "fills", "costs", "missed_orders",
+               "corporate_actions", "cause", "tracking"]  # fmt: skip
     frame = report.sessions[columns].copy()
-    for col in ("nav_start", "nav_diff", "fills", "costs", "missed_orders"):
+    for col in ("orders", "filled", "missed"):
+        frame[col] = frame[col].astype(int)
+    for col in ("nav_start", "nav_diff", "fills", "costs", "missed_orders", "corporate_actions"):
         frame[col] = frame[col].round(2)
     for col in ("nav_diff_rel", "tracking"):
         frame[col] = frame[col].map(lambda v: f"{v:.2e}")
