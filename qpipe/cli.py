@@ -736,6 +736,47 @@ def live_rebalance(
         )
 
 
+@live.command("drift")
+@click.option("--strategy", default=None, help="One strategy (default: every one).")
+@click.option("--start", default=None, help="First session (default: the first rebalance).")
+@click.option("--end", default=None, help="Last session (default: the last rebalance).")
+@click.option("--orders", "show_orders", is_flag=True, help="Also print the order table.")
+@click.pass_context
+def live_drift(
+    ctx: click.Context, strategy: str | None, start: str | None, end: str | None,
+    show_orders: bool,
+) -> None:  # fmt: skip
+    """Each paper or live rebalance in the journal against the backtest engine on the same
+    session from the same positions (close fills, the configured costs and limits): the NAV
+    difference at the close and its cause (fills, costs, missed orders), and the cumulative
+    tracking difference. Writes the `live_drift` lake table."""
+    from qpipe.calendars import to_date
+    from qpipe.live.drift import project_drift
+
+    project = _project(ctx)
+    if strategy is not None:
+        _chosen_strategies(project, strategy)
+    report = project_drift(
+        project, strategy, to_date(start) if start else None, to_date(end) if end else None
+    )
+    if report.sessions.empty:
+        click.echo("no paper or live rebalance in the journal for this selection")
+        return
+    columns = ["date", "strategy", "broker", "orders", "filled", "missed", "nav_start",
+               "nav_diff", "nav_diff_rel", "fills", "costs", "missed_orders",
+               "corporate_actions", "cause", "tracking"]  # fmt: skip
+    frame = report.sessions[columns].copy()
+    for col in ("orders", "filled", "missed"):
+        frame[col] = frame[col].astype(int)
+    for col in ("nav_start", "nav_diff", "fills", "costs", "missed_orders", "corporate_actions"):
+        frame[col] = frame[col].round(2)
+    for col in ("nav_diff_rel", "tracking"):
+        frame[col] = frame[col].map(lambda v: f"{v:.2e}")
+    _print_frame(frame, len(frame))
+    if show_orders:
+        _print_frame(report.orders.round(4), len(report.orders))
+
+
 _connection_options = [
     click.option("--host", default=None, help="TWS / IB Gateway host (default: live.host)."),
     click.option("--port", type=int, default=None, help="API port (default: live.port)."),

@@ -158,3 +158,14 @@ def equity_comparison_chart(equities: dict[str, pd.Series], log: bool = False) -
     if log:
         fig.update_yaxes(type="log")
     return _layout(fig, "Equity (rebased to 1)", "growth of 1")
+
+
+def tracking_difference_chart(drift: pd.DataFrame) -> go.Figure:
+    """The live account's cumulative tracking difference against the backtest engine, per
+    strategy: the ``tracking`` column of the drift report (``live_drift``; the running sum
+    of each session's NAV difference over its starting NAV), in basis points, by session."""
+    fig = go.Figure()
+    for name, rows in drift.sort_values("date").groupby("strategy", sort=True):
+        fig.add_trace(go.Scatter(x=rows["date"], y=1e4 * rows["tracking"],
+                                 mode="lines+markers", name=str(name)))  # fmt: skip
+    return _layout(fig, "Cumulative tracking difference (live - backtest)", "basis points of NAV")

@@ -114,6 +114,8 @@ class BacktestEngine:
         circuit_breaker: CircuitBreaker | None = None,
         benchmark: pd.Series | None = None,
         delistings: Mapping[str, object] | pd.Series | None = None,
+        initial_positions: Mapping[str, float] | pd.Series | None = None,
+        initial_cash: float | None = None,
     ) -> BacktestResult:
         """Trade ``target_weights`` (dims ``date, symbol``; given on rebalance dates) on the
         raw ``bars`` (variables open, close, volume, optionally high, low, ``split_ratio``
@@ -121,7 +123,12 @@ class BacktestEngine:
         ``benchmark`` (a price or NAV series by date) feeds beta, alpha and tracking error.
         ``delistings``: symbol -> declared delisting date (the last session it trades; NaT or
         None: none), see :func:`delisting_days`; a name without bars and no delisting is
-        halted, held and marked at its last close."""
+        halted, held and marked at its last close.
+        ``initial_positions`` (symbol -> shares held before the first session; default none)
+        and ``initial_cash`` (default the config's ``initial_cash``) start the run from a given
+        book instead of all cash: held names are marked at their first close in ``bars``
+        (unmarked before it, as a halted name never priced). Used to replay one live session
+        from its journaled starting positions (:mod:`qpipe.live.drift`)."""
         cfg = self.config
         dates = pd.DatetimeIndex(bars.indexes["date"])
         symbols = pd.Index(bars.indexes["symbol"])
@@ -140,11 +147,24 @@ class BacktestEngine:
             has_actions = ((split != 1.0) | (dividend != 0.0)).any(axis=1)
 
         market = (opens, closes, volume, split, dividend, has_actions, delist_day)
+        start = np.zeros(n)
+        if initial_positions is not None:
+            held = pd.Series(initial_positions, dtype=np.float64)
+            unknown = held.index.difference(symbols)
+            if len(unknown):
+                names = ", ".join(map(str, unknown[:5]))
+                raise ValueError(f"initial_positions: symbols not in the bars: {names}")
+            if not np.isfinite(held.to_numpy()).all():
+                raise ValueError("initial_positions: shares must be finite")
+            start[symbols.get_indexer(held.index)] = held.to_numpy()
+        cash0 = cfg.initial_cash if initial_cash is None else float(initial_cash)
+        if not np.isfinite(cash0):
+            raise ValueError(f"initial_cash must be finite, got {initial_cash!r}")
         book = (
-            np.zeros(n),  # qty
+            start,  # qty
             np.full(n, np.nan),  # last close
             np.full(n, np.nan),  # fill prices since the last stop-loss step (its entries)
-            np.array([cfg.initial_cash, 0.0]),  # cash, pending
+            np.array([cash0, 0.0]),  # cash, pending
             np.full(n, np.nan),  # pending target
             np.zeros(n, dtype=np.int64),  # pending reason
         )

@@ -302,3 +302,25 @@ def _as_ns(dates: pd.Series) -> np.ndarray:
 def _as_str(symbols: pd.Series) -> pd.Series:
     """Symbols as the ``str`` dtype on a fresh index (merge keys must have equal dtypes)."""
     return pd.Series(symbols.to_numpy(), dtype=object).astype(str)
+
+
+def book_actions(
+    shares: pd.Series, cash: float, actions: pd.DataFrame
+) -> tuple[pd.Series, float, list[str]]:
+    """A book of ``shares`` (by symbol) and ``cash`` carried through ``actions`` (rows with
+    date, symbol, split_ratio, dividend; NaN: none), in date order, as the backtest engine
+    books them on each ex-date: the shares times the split ratio, then the dividend per
+    (post-split) share held paid in cash. Returns the shares, the cash and the held symbols
+    that had an action."""
+    shares = shares.astype(np.float64).copy()
+    touched: list[str] = []
+    for row in actions.sort_values("date", kind="stable").itertuples():
+        held = float(shares.get(row.symbol, 0.0))
+        if held == 0.0:
+            continue
+        held *= 1.0 if pd.isna(row.split_ratio) else float(row.split_ratio)
+        shares[row.symbol] = held
+        cash += held * (0.0 if pd.isna(row.dividend) else float(row.dividend))
+        if row.symbol not in touched:
+            touched.append(row.symbol)
+    return shares, cash, sorted(touched)

@@ -4,7 +4,9 @@ Prices are the lake's latest closes. An order fills at once, whole, at that pric
 against the trader by the slippage rate, paying the commission (rate, with a minimum) from
 cash; a limit order (LMT, LOC) whose limit the price does not meet stays open until
 cancelled. Account, positions, orders and executions live under ``<lake>/live/paper/`` (each
-file replaced atomically), so a second run sees what the first did.
+file replaced atomically), so a second run sees what the first did. Corporate actions in the
+lake after the session the state was saved at are booked as the backtest engine books them
+(shares times the split ratio, dividends in cash), so the account tracks the engine.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from qpipe.backtest.config import BacktestConfig
+from qpipe.data.adjustments import book_actions
 from qpipe.data.lake import Lake, write_frame
 from qpipe.live.broker import (
     Account,
@@ -63,9 +66,49 @@ class PaperBroker(Broker):
         path = self.folder / f"{name}.parquet"
         return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=columns)
 
+    def _state(self) -> tuple[dict[str, Position], float]:
+        """The positions and cash as saved, carried through the lake's corporate actions
+        with ex-dates after the session the state was saved at (``as_of``, the lake's
+        latest bar then) up to the lake's latest bar (later ex-dates wait), by the engine's
+        rules
+        (:func:`~qpipe.data.adjustments.book_actions`; the average cost divided by the
+        split ratio). Nothing is written: a dry run leaves the files as they are."""
+        frame = self._read("positions", ["symbol", "quantity", "avg_cost"])
+        held = {
+            r.symbol: Position(r.symbol, float(r.quantity), float(r.avg_cost))
+            for r in frame.itertuples(index=False)
+            if r.quantity != 0
+        }
+        account = self._read("account", ["cash", "as_of"])
+        if not len(account):
+            return held, self.costs.initial_cash
+        cash = float(account["cash"].iloc[0])
+        as_of = account["as_of"].iloc[0] if "as_of" in account else None
+        if not held or as_of is None or pd.isna(as_of):
+            return held, cash
+        last = self._as_of()
+        if "corporate_actions" not in self.lake.tables() or pd.isna(last):
+            return held, cash
+        since = pd.Timestamp(as_of)
+        actions = self.lake.read("corporate_actions", since, last, symbols=sorted(held))
+        actions = actions.loc[pd.to_datetime(actions["date"]) > since]  # ex-dates to come wait
+        if actions.empty:
+            return held, cash
+        shares = pd.Series({s: p.quantity for s, p in held.items()}, dtype=np.float64)
+        carried, cash, touched = book_actions(shares, cash, actions)
+        for symbol in touched:
+            old = held[symbol]
+            cost = old.avg_cost * old.quantity / carried[symbol]
+            held[symbol] = Position(symbol, float(carried[symbol]), cost)
+        return held, cash
+
+    def _as_of(self) -> pd.Timestamp:
+        """The lake's latest bar's session (NaT without bars): the state's date."""
+        dates = self.lake.dates("bars") if "bars" in self.lake.tables() else []
+        return pd.Timestamp(dates[-1]) if dates else pd.NaT
+
     def _cash(self) -> float:
-        frame = self._read("account", ["cash"])
-        return float(frame["cash"].iloc[0]) if len(frame) else self.costs.initial_cash
+        return self._state()[1]
 
     def connect(self) -> None:
         """Nothing to open: the state's files are created by the first fill or order (a
@@ -102,12 +145,7 @@ class PaperBroker(Broker):
         return float(self.snapshot([symbol]).iloc[0])
 
     def positions(self) -> dict[str, Position]:
-        frame = self._read("positions", ["symbol", "quantity", "avg_cost"])
-        return {
-            r.symbol: Position(r.symbol, float(r.quantity), float(r.avg_cost))
-            for r in frame.itertuples(index=False)
-            if r.quantity != 0
-        }
+        return self._state()[0]
 
     # ------------------------------------------------------------------ orders
 
@@ -184,8 +222,8 @@ class PaperBroker(Broker):
         signed = order.quantity if order.side == "buy" else -order.quantity
         notional = order.quantity * price
         fee = commission(notional, self.costs.commission_rate, self.costs.min_commission)
-        cash = self._cash() - signed * price - fee
-        held = self.positions()
+        held, cash = self._state()
+        cash -= signed * price + fee
         old = held.get(order.symbol, Position(order.symbol, 0.0, 0.0))
         quantity = old.quantity + signed
         if quantity == 0:
@@ -210,7 +248,8 @@ class PaperBroker(Broker):
         executions = row if executions.empty else pd.concat([executions, row], ignore_index=True)
         write_frame(executions, self.folder / "executions.parquet")
         write_frame(positions, self.folder / "positions.parquet")
-        write_frame(pd.DataFrame({"cash": [cash]}), self.folder / "account.parquet")
+        write_frame(pd.DataFrame({"cash": [cash], "as_of": [self._as_of()]}),
+                    self.folder / "account.parquet")  # fmt: skip
 
     def _save_order(self, orders: pd.DataFrame, status: OrderStatus) -> None:
         o = status.order

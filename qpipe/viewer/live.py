@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from qpipe.analytics.charts import tracking_difference_chart
 from qpipe.data.lake import Lake
 from qpipe.live.journal import Journal
 from qpipe.live.paper import PaperBroker
@@ -51,6 +52,27 @@ def render(root: Path) -> None:
         if not table.empty:
             st.subheader(title)
             st.dataframe(table.tail(200), width="stretch", hide_index=True)
+    _drift(root)
+
+
+NO_DRIFT = (
+    "No drift report yet: `qpipe live drift` compares each paper or live rebalance with the "
+    "backtest engine on the same session and writes it."
+)
+
+
+def _drift(root: Path) -> None:
+    """The drift report's cumulative tracking difference (the ``live_drift`` table)."""
+    st.subheader("Drift against the backtest")
+    lake = Lake(root)
+    if "live_drift" not in lake.tables():
+        st.caption(NO_DRIFT)
+        return
+    drift = lake.read("live_drift")
+    st.plotly_chart(tracking_difference_chart(drift), key="live_drift")
+    columns = ["date", "strategy", "nav_diff", "nav_diff_rel", "fills", "costs",
+               "missed_orders", "cause", "tracking"]  # fmt: skip
+    st.dataframe(drift[columns].tail(200), width="stretch", hide_index=True)
 
 
 def _account(root: Path, journal: Journal) -> tuple[str, float, float, pd.DataFrame] | None:

@@ -83,3 +83,42 @@ def test_bad_orders_are_refused(kwargs, message):
             **kwargs}  # fmt: skip
     with pytest.raises(ValueError, match=message):
         Order(**args)
+
+
+def test_corporate_actions_are_booked_like_the_engine(tmp_path):
+    import pandas as pd
+
+    from qpipe.data.lake import Lake
+
+    lake = Lake(tmp_path / "lake")
+    day1, day2, day3 = pd.to_datetime(["2024-01-02", "2024-01-03", "2024-01-04"])
+
+    def bars(day, close):
+        frame = pd.DataFrame({"date": day, "symbol": ["A"], "open": close, "high": close,
+                              "low": close, "close": close, "volume": 1e6})  # fmt: skip
+        lake.write("bars", frame, [day])
+
+    bars(day1, 10.0)
+    b = PaperBroker(lake, BacktestConfig(initial_cash=10_000.0), clock=lambda: NOW)
+    b.submit(Order("A", "buy", 100, "MOC", "r1"))  # 1,000 at 10, no costs
+    # Day 2: a 2-for-1 split and a 0.10 dividend per post-split share; day 3's dividend
+    # is announced but its ex-date is after the lake's last bar: it waits.
+    bars(day2, 5.0)
+    actions = pd.DataFrame({"date": [day2, day3], "symbol": ["A", "A"],
+                            "split_ratio": [2.0, 1.0], "dividend": [0.1, 0.5],
+                            "factor": [0.49, 0.9]})  # fmt: skip
+    lake.write("corporate_actions", actions, [day2, day3])
+    files = {p.name: p.read_bytes() for p in (tmp_path / "lake" / "live" / "paper").iterdir()}
+    held = b.positions()["A"]
+    assert (held.quantity, held.avg_cost) == (200.0, 5.0)
+    assert b.account().cash == pytest.approx(9_000 + 200 * 0.1)
+    assert b.account().net_liquidation == pytest.approx(9_020 + 200 * 5.0)
+    # Reading changes nothing on disk (a dry run writes nothing).
+    assert files == {
+        p.name: p.read_bytes() for p in (tmp_path / "lake" / "live" / "paper").iterdir()
+    }
+    b.submit(Order("A", "sell", 50, "MOC", "r2"))  # the state saved as of day 2, booked once
+    assert b.positions()["A"].quantity == 150.0
+    assert b.account().cash == pytest.approx(9_020 + 50 * 5.0)
+    bars(day3, 5.0)  # now day 3's dividend is due, on the 150 shares
+    assert b.account().cash == pytest.approx(9_270 + 150 * 0.5)

@@ -208,3 +208,34 @@ def test_live_page_shows_another_brokers_account_from_the_journal(tmp_path, monk
     ]
     positions = at.dataframe[0].value
     assert positions.loc[0, "pnl"] == 800 * (25.0 - 20.0)
+
+
+def test_live_page_plots_the_cumulative_tracking_difference(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from qpipe.calendars import TradingCalendar
+    from qpipe.live.drift import compute_drift, replay_config, write_drift
+    from qpipe.live.journal import Journal
+    from qpipe.live.paper import PaperBroker
+    from qpipe.live.trader import Limits, LiveTrader
+
+    lake = two_day_lake(tmp_path / "lake")
+    at = page(app(tmp_path, monkeypatch), "Live")
+    assert not at.get("plotly_chart")  # a journal-less lake: the empty state
+    costs = BacktestConfig(initial_cash=10_000.0, commission_bps=10.0)
+    day = dt.date(2024, 1, 3)
+    LiveTrader(PaperBroker(lake, costs), Journal(lake.root), costs=costs.costs).rebalance(
+        "s", day, pd.Series({"A": 0.2}), day, dt.date(2024, 1, 2), mode="execute"
+    )
+    at = page(app(tmp_path, monkeypatch), "Live")
+    assert "No drift report yet" in " ".join(c.value for c in at.caption)
+    report = compute_drift(Journal(lake.root), lake, TradingCalendar(start="2023-01-03"),
+                           replay_config(costs, Limits()))  # fmt: skip
+    write_drift(lake, report.sessions)
+    at = page(app(tmp_path, monkeypatch), "Live")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    assert '"name":"s"' in charts[0].proto.spec.replace(" ", "")
+    table = at.dataframe[-1].value
+    assert list(table["strategy"]) == ["s"] and table["cause"].item() == "none"
+    assert abs(table["nav_diff"].item()) < 1e-9
