@@ -162,6 +162,22 @@ def _tracking(sessions: pd.DataFrame) -> pd.Series:
     return (gap / sessions["nav_start"]).groupby(sessions["strategy"]).cumsum()
 
 
+def _sizing(row: pd.Series) -> tuple[float, float]:
+    """The cash and value a snapshot's rebalance was sized with: the strategy's sleeve
+    (``sizing_cash``, ``sizing_value``: its allocation of the account) where the snapshot
+    has them, else the account's cash and net liquidation."""
+    cash = row.get("sizing_cash", np.nan)
+    value = row.get("sizing_value", np.nan)
+    if pd.notna(cash) and pd.notna(value):
+        return float(cash), float(value)
+    return float(row["cash"]), float(row["net_liquidation"])
+
+
+def _sleeved(row: pd.Series) -> bool:
+    """Whether a snapshot's rebalance traded a sleeve (an allocation of the account)."""
+    return bool(pd.notna(row.get("sizing_value", np.nan)))
+
+
 def _carried(
     snaps: pd.DataFrame, fills: pd.DataFrame, lake: Lake, runs: set[str]
 ) -> dict[str, tuple[pd.Series, float, pd.Index] | None]:
@@ -172,7 +188,13 @@ def _carried(
     held with such actions; None for an account's first run."""
     out: dict[str, tuple[pd.Series, float, pd.Index] | None] = {}
     order = snaps.drop_duplicates("run_id")
-    account = order["broker"].astype(str) + ":" + order["account_id"].astype(str)
+    account = (
+        order["broker"].astype(str)
+        + ":"
+        + order["account_id"].astype(str)
+        + ":"
+        + order["strategy"].astype(str)
+    )  # each strategy's own book (its sleeve) on the account
     actions = _actions(lake, order["day"])
     previous: dict[str, tuple[dt.date, pd.Series, float]] = {}
     for (run_id, day), key in zip(zip(order["run_id"], order["day"], strict=True), account,
@@ -256,7 +278,7 @@ def _replay(
     day, prev = pd.Timestamp(session), pd.Timestamp(calendar.previous_session(session))
     snap = snap.set_index("symbol")
     symbols = pd.Index(sorted(snap.index), name="symbol")
-    cash0, nav0 = float(first["cash"]), float(first["net_liquidation"])
+    cash0, nav0 = _sizing(first)
     held = snap["held"].astype(np.float64).reindex(symbols)
     history = closes.reindex(columns=symbols)
     before = history.loc[history.index <= prev].ffill()
@@ -332,7 +354,9 @@ def _replay(
         corporate = 0.0
         if len(touched):
             now = held.reindex(touched).fillna(0.0) - shares.reindex(touched).fillna(0.0)
-            corporate = float((now * mark.reindex(touched)).fillna(0.0).sum()) + cash0 - cash
+            corporate = float((now * mark.reindex(touched)).fillna(0.0).sum())
+            if not _sleeved(first):  # a sleeve's cash is no ledger: its shares only
+                corporate += float(first["cash"]) - cash
     causes = {**amounts, "corporate_actions": 0.0 if np.isnan(corporate) else corporate}
     named = [k for k, v in sorted(causes.items(), key=lambda kv: -abs(kv[1]))
              if abs(v) > TOLERANCE * abs(nav0)]  # fmt: skip
