@@ -283,8 +283,12 @@ def _replay(
     history = closes.reindex(columns=symbols)
     before = history.loc[history.index <= prev].ffill()
     mark_prev = before.iloc[-1] if len(before) else pd.Series(np.nan, index=symbols)
+    # The session's close from the lake; a session not in the lake yet (today's, before the
+    # nightly sync) is the snapshot's price, as the live data bridge takes it for its bar.
     close_t = (
-        history.loc[day] if day in history.index else pd.Series(np.nan, index=symbols)
+        history.loc[day]
+        if day in history.index
+        else snap["price"].astype(np.float64).reindex(symbols)
     ).astype(np.float64)
     mark = close_t.fillna(mark_prev)
     panel = np.vstack([mark_prev.to_numpy(), close_t.to_numpy()])

@@ -247,3 +247,22 @@ def test_a_corporate_action_the_broker_does_not_book_is_named(tmp_path, monkeypa
     assert row["tracking"] == pytest.approx(
         sessions["nav_diff_rel"].sum() + want / row["nav_start"], rel=1e-9
     )
+
+
+def test_a_session_not_in_the_lake_is_replayed_at_the_snapshot_prices(tmp_path):
+    # The close of today, before the nightly sync: the live bridge takes the broker's snapshot
+    # as the session's bar, and the replay prices the session the same way (without it, the
+    # engine finds no close, trades nothing, and the whole plan reads as drift).
+    cfg, env = _build(tmp_path)
+    project = Project.load(cfg, tmp_path / "data")
+    today = project.lake.dates("bars")[-1]
+    shutil.move(Path(project.lake.path("bars")) / f"date={today}", tmp_path / "aside")
+    args = ["--config", str(cfg), "live", "rebalance", "--paper", "--strategy", "lin",
+            "--session", str(today)]  # fmt: skip
+    out = CliRunner().invoke(cli, args, env=env)
+    assert out.exit_code == 0 and "sent" in out.output, out.output
+    sessions = drift.project_drift(Project.load(cfg, tmp_path / "data"), "lin").sessions
+    assert list(sessions["date"].dt.date) == [today] and sessions["orders"].iloc[0] > 0
+    row = sessions.iloc[0]
+    assert abs(row["nav_diff"]) < 1e-6 * row["nav_start"] and row["cause"] == "none"
+    assert row["costs"] == pytest.approx(0.0, abs=1e-6)
