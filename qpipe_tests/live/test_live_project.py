@@ -646,3 +646,37 @@ def test_orders_rejected_at_the_broker_fail_that_strategy_only(project, tmp_path
     events = Journal(data / "lake").read("events")
     failed = events.loc[events["event"] == "failed"]
     assert list(failed["strategy"]) == ["ivol"] and "S0015 rejected" in failed["detail"].iloc[0]
+
+
+def test_an_interrupted_rebalance_rerun_sends_exactly_the_missing_orders(
+    project, tmp_path, monkeypatch
+):
+    """Two strategies sharing one account on the fake gateway: the connection drops after
+    three orders (no reconnect within the run), then the same session is run again: every
+    order planned is at the gateway exactly once."""
+    from qpipe.live.ib import IBBroker
+
+    data = fresh_copy(project, tmp_path, monkeypatch)
+    monkeypatch.setitem(IBBroker.__init__.__kwdefaults__, "reconnect_attempts", 0)
+    fake = fake_gateway(project, drop_after_orders=3)
+    fake.fill = False  # market-on-close orders wait for the close
+    with fake:
+        cfg = yaml.safe_load((project.root.parent / "c.yaml").read_text())
+        cfg["strategies"] = {k: STRATEGIES[k] for k in ("ivol", "lin")}
+        cfg["live"] = {**cfg["live"], "broker": "ib", "port": fake.port, "client_id": 21}
+        path = str(write_config(tmp_path / "drop.yaml", cfg))
+        args = ["--config", path, "live", "rebalance", "--execute", "--session", "2024-05-31"]
+        first = CliRunner().invoke(cli, args)
+        assert len(fake.placed) == 3
+        assert first.exit_code == 1, first.output  # a strategy could not send everything
+        second = CliRunner().invoke(cli, args)
+        assert second.exit_code == 0, second.output
+        third = CliRunner().invoke(cli, args)
+    assert fake.failures == []
+    refs = [p["orderRef"] for p in fake.placed]
+    assert len(refs) == len(set(refs))  # nothing sent twice
+    intended = Journal(data / "lake").read("intended")
+    planned = set(intended.loc[intended["mode"] == "execute", "reference"])
+    assert {r.split(":")[1] for r in planned} == {"ivol", "lin"}
+    assert set(refs) == planned  # every planned order, once
+    assert "sent 0 orders" in third.output and third.exit_code == 0
