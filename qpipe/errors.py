@@ -1,4 +1,13 @@
-"""Exceptions raised by the core for bad input; each message names what is wrong."""
+"""Exceptions raised by the core for bad input; each message names what is wrong (and
+:func:`name_some`, how a message names a long list)."""
+
+from collections.abc import Sequence
+
+
+def name_some(items: Sequence[str], limit: int) -> str:
+    """The first ``limit`` of ``items`` joined by commas, and how many more there are."""
+    text = ", ".join(items[:limit])
+    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 class QpipeError(Exception):

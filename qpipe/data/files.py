@@ -36,7 +36,7 @@ from qpipe.data.schema import (
     normalize,
 )
 from qpipe.data.source import DataSource, clip_range
-from qpipe.errors import DataValidationError
+from qpipe.errors import DataValidationError, name_some
 from qpipe.settings import ColumnMap, FilesSourceConfig
 
 SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -87,8 +87,7 @@ def symbol_of(path: Path) -> str:
 
 
 def _named(symbols: Sequence[str]) -> str:
-    shown = ", ".join(symbols[:MAX_NAMED])
-    return shown + (f" and {len(symbols) - MAX_NAMED} more" if len(symbols) > MAX_NAMED else "")
+    return name_some(symbols, MAX_NAMED)
 
 
 @dataclass(frozen=True)

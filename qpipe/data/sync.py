@@ -32,7 +32,7 @@ from qpipe.data.lake import Lake, WriteSummary
 from qpipe.data.quality import CheckOutcome, run_all
 from qpipe.data.schema import ACTION_COLUMNS, BAR_COLUMNS, MarketData, empty_frame
 from qpipe.data.source import DataSource
-from qpipe.errors import DataValidationError
+from qpipe.errors import DataValidationError, name_some
 from qpipe.progress import report
 
 NAMED_SESSIONS = 10
@@ -65,10 +65,7 @@ def name_sessions(days: Sequence[dt.date], detail: dict[dt.date, str] | None = N
     """``days`` as ISO dates (with ``detail`` in brackets), the first :data:`NAMED_SESSIONS`
     of them named and the rest counted."""
     shown = [f"{d} ({detail[d]})" if detail and d in detail else str(d) for d in days]
-    text = ", ".join(shown[:NAMED_SESSIONS])
-    if len(shown) > NAMED_SESSIONS:
-        text += f" and {len(shown) - NAMED_SESSIONS} more"
-    return text
+    return name_some(shown, NAMED_SESSIONS)
 
 
 def _count(n: int, noun: str) -> str:
